@@ -1,0 +1,800 @@
+//! The `code` step: user JavaScript run in a QuickJS sandbox.
+//!
+//! A flow author writes an ES module whose default export is a (possibly async) function:
+//!
+//! ```js
+//! export default ({ steps, inputs }) => ({ tier: "vip", name: steps.lookup.output.body.name })
+//! ```
+//!
+//! [`run`] calls that function with the step's templated input (a JSON value) and returns its
+//! JSON result; [`check`] only compiles and evaluates the module so flow validation can reject a
+//! broken step before a run starts.
+//!
+//! # Security invariants
+//!
+//! - **Nothing is shared between calls.** Every call builds a fresh QuickJS `Runtime` and
+//!   `Context` and drops them before returning, so no global, prototype change or pending job
+//!   survives from one run to the next.
+//! - **No I/O.** The context only gets the core language intrinsics (objects, JSON, RegExp,
+//!   Map/Set, typed arrays, Promise, Proxy, Date). There is no `std`/`os` module, no module
+//!   loader (so every static or dynamic `import` fails), no timers, no `fetch`, `require`,
+//!   `process`, `console`, `performance` or `WeakRef`/`FinalizationRegistry`.
+//! - **Deterministic.** The clock (`Date.now()`, `new Date()` without arguments, `Date()`)
+//!   and `Math.random()` throw; time and randomness must come in through the input.
+//! - **Bounded memory.** The runtime's allocator refuses to grow beyond
+//!   [`SandboxLimits::memory_bytes`] and the JS stack beyond
+//!   [`SandboxLimits::max_stack_bytes`].
+//! - **Bounded time.** An interrupt handler polled by the interpreter aborts execution once
+//!   [`SandboxLimits::cpu_time`] has elapsed. It keeps answering "interrupt" after the
+//!   deadline, so a `try`/`catch` (or a promise `catch`) cannot swallow it, and the
+//!   [`CodeError::CpuLimit`] verdict is taken from a flag set by the handler, never from
+//!   error text.
+//!
+//! `run` is synchronous and CPU-bound: call it from `tokio::task::spawn_blocking` (or another
+//! dedicated thread) whose native stack is comfortably larger than
+//! [`SandboxLimits::max_stack_bytes`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rquickjs::context::intrinsic;
+use rquickjs::convert::Coerced;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Context, Ctx, FromJs, Function, Module, Promise, Runtime, Value};
+
+/// Name the user's module is compiled under; it shows up in stack traces.
+const MODULE_NAME: &str = "code-step.js";
+
+/// The largest stack limit QuickJS honours; rquickjs treats anything above it as "no limit".
+const MAX_STACK_LIMIT: usize = 1 << 24;
+
+/// Script run in every fresh context before the user's module: removes clock and randomness.
+///
+/// The original `Date` constructor is only reachable through this closure, so user code
+/// cannot get at the clock again; `new Date(explicitValue)` and the static helpers keep working.
+const PRELUDE: &str = r#"(() => {
+  "use strict";
+  const RealDate = Date;
+  const realPrototype = RealDate.prototype;
+  const clockError = () =>
+    new Error("the clock is not available in code steps; pass time in through inputs");
+  const SandboxDate = function Date(...args) {
+    if (new.target === undefined || args.length === 0) throw clockError();
+    return Reflect.construct(RealDate, args, new.target);
+  };
+  const hidden = (value) => ({ value, writable: true, configurable: true });
+  Object.defineProperties(SandboxDate, {
+    prototype: { value: realPrototype, writable: false },
+    now: hidden(function now() { throw clockError(); }),
+    parse: hidden(RealDate.parse),
+    UTC: hidden(RealDate.UTC),
+  });
+  Object.defineProperty(realPrototype, "constructor", hidden(SandboxDate));
+  Object.defineProperty(globalThis, "Date", hidden(SandboxDate));
+  Object.defineProperty(Math, "random", hidden(function random() {
+    throw new Error(
+      "Math.random is not available in code steps; pass random values in through inputs");
+  }));
+})();"#;
+
+/// `JSON.stringify` replacer that refuses values JSON cannot represent instead of silently
+/// dropping them. Created before user code runs, so it captures the real `TypeError`.
+const JSON_REPLACER: &str = r#"(() => {
+  const Refuse = TypeError;
+  const where = (key) => (key === "" ? "the result" : `the value at key ${JSON.stringify(key)}`);
+  return function (key, value) {
+    const kind = typeof value;
+    if (kind === "function" || kind === "symbol" || kind === "bigint") {
+      throw new Refuse(`${where(key)} is a ${kind}, which has no JSON representation`);
+    }
+    return value;
+  };
+})()"#;
+
+/// Hard limits applied to one sandboxed call.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Most bytes the QuickJS runtime may allocate (heap, strings, bytecode, everything).
+    pub memory_bytes: usize,
+    /// Time the interpreter may spend on the call (compilation, evaluation and promise jobs).
+    pub cpu_time: Duration,
+    /// Most bytes of native stack the interpreter may use; deep recursion throws instead.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    /// 64 MiB of memory, 5 s of time and 1 MiB of stack.
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 * 1024 * 1024,
+            cpu_time: Duration::from_secs(5),
+            max_stack_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a sandboxed call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// The source is not a valid ES module.
+    #[error("syntax error in code: {0}")]
+    Syntax(String),
+    /// The code threw (or its promise rejected); the message and stack if available.
+    #[error("code threw: {0}")]
+    Thrown(String),
+    /// The runtime ran out of its memory budget.
+    #[error("code exceeded its memory limit of {limit_bytes} bytes")]
+    MemoryLimit {
+        /// The configured [`SandboxLimits::memory_bytes`].
+        limit_bytes: usize,
+    },
+    /// The code ran past its time budget and was interrupted.
+    #[error("code exceeded its CPU time limit of {limit_ms} ms")]
+    CpuLimit {
+        /// The configured [`SandboxLimits::cpu_time`] in milliseconds.
+        limit_ms: u64,
+    },
+    /// The module has no default export, or it is not a function.
+    #[error("code must `export default` a function")]
+    NoDefaultExport,
+    /// The function's result cannot be represented as JSON.
+    #[error("code returned a value that is not JSON: {0}")]
+    NotJson(String),
+}
+
+/// Runs `source` (an ES module whose default export is a function, possibly async) with `input`
+/// (a JSON value passed as the single argument) and returns the function's JSON result
+/// (`undefined` becomes JSON null).
+pub fn run(
+    source: &str,
+    input: &serde_json::Value,
+    limits: &SandboxLimits,
+) -> Result<serde_json::Value, CodeError> {
+    let input = input.to_string();
+    Sandbox::new(limits)?.execute(|ctx, watchdog| {
+        let function = load_default_export(ctx, source, watchdog)?;
+        let replacer = evaluate::<Function>(ctx, JSON_REPLACER)?;
+        let argument = ctx
+            .json_parse(input)
+            .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+        let returned = function
+            .call::<_, Value>((argument,))
+            .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+        let settled = settle(ctx, returned, watchdog)?;
+        to_json(ctx, settled, replacer)
+    })
+}
+
+/// Checks that `source` parses as a module with a default export, without running the function.
+/// Used by flow validation before a run starts. (Evaluating top-level module code is allowed under the same limits.)
+pub fn check(source: &str, limits: &SandboxLimits) -> Result<(), CodeError> {
+    Sandbox::new(limits)?
+        .execute(|ctx, watchdog| load_default_export(ctx, source, watchdog).map(drop))
+}
+
+/// A fresh runtime and context with the limits installed.
+struct Sandbox {
+    context: Context,
+    watchdog: Watchdog,
+    limits: SandboxLimits,
+}
+
+impl Sandbox {
+    /// Builds the runtime, installs limits and the interrupt handler, and runs the prelude.
+    fn new(limits: &SandboxLimits) -> Result<Self, CodeError> {
+        let limits = limits.clone();
+        let memory_limit = CodeError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
+        let watchdog = Watchdog::start(limits.cpu_time);
+        let runtime = Runtime::new().map_err(|_| memory_limit)?;
+        // 0 means "unlimited" to QuickJS; a sandbox never wants that.
+        runtime.set_memory_limit(limits.memory_bytes.max(1));
+        runtime.set_max_stack_size(limits.max_stack_bytes.clamp(1, MAX_STACK_LIMIT));
+        let handler = watchdog.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler.poll())));
+        let context = Context::builder()
+            .with::<SandboxIntrinsics>()
+            .build(&runtime)
+            .map_err(|_| CodeError::MemoryLimit {
+                limit_bytes: limits.memory_bytes,
+            })?;
+        let sandbox = Self {
+            context,
+            watchdog,
+            limits,
+        };
+        sandbox.execute(|ctx, _| evaluate::<()>(ctx, PRELUDE))?;
+        Ok(sandbox)
+    }
+
+    /// Runs `body` inside the context and turns an in-context [`Failure`] into a [`CodeError`].
+    fn execute<T>(
+        &self,
+        body: impl FnOnce(&Ctx<'_>, &Watchdog) -> Result<T, Failure>,
+    ) -> Result<T, CodeError> {
+        let outcome = self.context.with(|ctx| body(&ctx, &self.watchdog));
+        outcome.map_err(|failure| failure.classify(&self.watchdog, &self.limits))
+    }
+}
+
+/// The only intrinsics a code step gets: the core language, no clock-like or I/O extras
+/// (no `performance`, no `WeakRef`/`FinalizationRegistry`, no `DOMException`).
+type SandboxIntrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+);
+
+/// The time budget of one call, shared with the interpreter's interrupt handler.
+#[derive(Clone)]
+struct Watchdog {
+    /// `None` when the budget is too large to represent (effectively unlimited).
+    deadline: Option<Instant>,
+    /// Set once the deadline has passed; never cleared.
+    tripped: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    /// Starts the clock on a budget of `budget`.
+    fn start(budget: Duration) -> Self {
+        Self {
+            deadline: Instant::now().checked_add(budget),
+            tripped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether execution must stop; trips the flag the first time the deadline is seen passed.
+    fn poll(&self) -> bool {
+        if self.tripped() {
+            return true;
+        }
+        let expired = self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        if expired {
+            self.tripped.store(true, Ordering::SeqCst);
+        }
+        expired
+    }
+
+    /// Whether the deadline has been observed as passed.
+    fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+}
+
+/// A JS-side exception (or rquickjs error), captured while still inside the context.
+struct Caught {
+    /// QuickJS reported that an allocation failed.
+    out_of_memory: bool,
+    /// The `name` of the thrown error (`SyntaxError`, `TypeError`, ...), if it was an error.
+    error_name: Option<String>,
+    /// `Name: message` (or the string form of a thrown non-error value).
+    headline: String,
+    /// The error's stack trace, when it has one.
+    stack: Option<String>,
+}
+
+impl Caught {
+    /// Describes a failure that did not come from a JS value (an rquickjs or serde error).
+    fn plain(out_of_memory: bool, headline: String) -> Self {
+        Self {
+            out_of_memory,
+            error_name: None,
+            headline,
+            stack: None,
+        }
+    }
+
+    /// The headline followed by the stack trace, if any.
+    fn with_stack(self) -> String {
+        match self.stack {
+            Some(stack) => format!("{}\n{stack}", self.headline),
+            None => self.headline,
+        }
+    }
+}
+
+/// How a call failed, as seen inside the context, before it is classified into a [`CodeError`].
+enum Failure {
+    /// Compiling the module failed.
+    Compile(Caught),
+    /// Evaluation, the call or the returned promise threw.
+    Thrown(Caught),
+    /// The default export is missing or is not a function.
+    NoDefaultExport,
+    /// The result could not be turned into JSON.
+    NotJson(Caught),
+    /// A promise stayed pending with no jobs left to run.
+    NeverSettled,
+    /// The time budget ran out while driving the job queue.
+    Expired,
+}
+
+impl Failure {
+    /// Maps the failure to the public error. Resource limits win over whatever error text the
+    /// interrupted or starved code produced, and the CPU verdict comes from the watchdog flag.
+    fn classify(self, watchdog: &Watchdog, limits: &SandboxLimits) -> CodeError {
+        let limit_ms = u64::try_from(limits.cpu_time.as_millis()).unwrap_or(u64::MAX);
+        if watchdog.tripped() {
+            return CodeError::CpuLimit { limit_ms };
+        }
+        match self {
+            Self::Compile(c) | Self::Thrown(c) | Self::NotJson(c) if c.out_of_memory => {
+                CodeError::MemoryLimit {
+                    limit_bytes: limits.memory_bytes,
+                }
+            }
+            // Compilation also resolves static imports; only real parse errors are syntax errors.
+            Self::Compile(c) if c.error_name.as_deref().is_none_or(|n| n == "SyntaxError") => {
+                CodeError::Syntax(c.with_stack())
+            }
+            Self::Compile(c) | Self::Thrown(c) => CodeError::Thrown(c.with_stack()),
+            // The stack would only point into the sandbox's own JSON replacer.
+            Self::NotJson(c) => CodeError::NotJson(c.headline),
+            Self::NoDefaultExport => CodeError::NoDefaultExport,
+            Self::NeverSettled => CodeError::Thrown(
+                "the returned promise never settled (timers and I/O are not available in code \
+                 steps, so nothing could resolve it)"
+                    .to_owned(),
+            ),
+            Self::Expired => CodeError::CpuLimit { limit_ms },
+        }
+    }
+}
+
+/// Evaluates one of our own scripts (prelude, helpers) in the context.
+fn evaluate<'js, T: FromJs<'js>>(ctx: &Ctx<'js>, script: &str) -> Result<T, Failure> {
+    ctx.eval::<T, _>(script)
+        .map_err(|e| Failure::Thrown(caught(ctx, e)))
+}
+
+/// Compiles and evaluates the user's module and returns its default-exported function.
+fn load_default_export<'js>(
+    ctx: &Ctx<'js>,
+    source: &str,
+    watchdog: &Watchdog,
+) -> Result<Function<'js>, Failure> {
+    let declared = Module::declare(ctx.clone(), MODULE_NAME, source)
+        .map_err(|e| Failure::Compile(caught(ctx, e)))?;
+    let (module, evaluation) = declared
+        .eval()
+        .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+    settle(ctx, evaluation.into_value(), watchdog)?;
+    let export = module
+        .get::<_, Value>("default")
+        .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+    export.into_function().ok_or(Failure::NoDefaultExport)
+}
+
+/// Resolves `value` if it is a promise by driving the job queue (under the watchdog);
+/// other values are returned as they are. A rejection becomes [`Failure::Thrown`].
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    watchdog: &Watchdog,
+) -> Result<Value<'js>, Failure> {
+    let Some(promise) = value.as_promise().cloned() else {
+        return Ok(value);
+    };
+    drive_jobs(ctx, &promise, watchdog)?;
+    match promise.result::<Value>() {
+        Some(outcome) => outcome.map_err(|e| Failure::Thrown(caught(ctx, e))),
+        None => Err(Failure::NeverSettled),
+    }
+}
+
+/// Runs pending jobs until `promise` is no longer pending, the queue is empty, or time is up.
+fn drive_jobs(ctx: &Ctx<'_>, promise: &Promise<'_>, watchdog: &Watchdog) -> Result<(), Failure> {
+    while is_pending(promise) {
+        if watchdog.poll() {
+            return Err(Failure::Expired);
+        }
+        if !ctx.execute_pending_job() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `promise` has neither resolved nor rejected yet.
+fn is_pending(promise: &Promise<'_>) -> bool {
+    matches!(promise.state(), PromiseState::Pending)
+}
+
+/// Serializes `value` with `JSON.stringify` (via the refusing replacer) and parses the text
+/// into a `serde_json::Value`; `undefined` becomes `null`.
+fn to_json<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    replacer: Function<'js>,
+) -> Result<serde_json::Value, Failure> {
+    let text = ctx
+        .json_stringify_replacer(value, replacer)
+        .and_then(|text| text.map(|s| s.to_string()).transpose())
+        .map_err(|e| Failure::NotJson(caught(ctx, e)))?;
+    let Some(text) = text else {
+        return Ok(serde_json::Value::Null);
+    };
+    serde_json::from_str(&text).map_err(|e| Failure::NotJson(Caught::plain(false, e.to_string())))
+}
+
+/// Captures an rquickjs error, taking the pending JS exception out of the context if any.
+fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> Caught {
+    match error {
+        rquickjs::Error::Exception => describe(&ctx.catch()),
+        rquickjs::Error::Allocation => Caught::plain(true, error.to_string()),
+        other => Caught::plain(false, other.to_string()),
+    }
+}
+
+/// The `name` of `value` if it is an error object (`TypeError`, `InternalError`, ...).
+fn error_name(value: &Value<'_>) -> Option<String> {
+    value
+        .as_exception()
+        .and_then(|exception| exception.get::<_, String>("name").ok())
+}
+
+/// Describes a thrown value: `Name: message` plus the stack for errors, the string
+/// conversion for anything else.
+fn describe(value: &Value<'_>) -> Caught {
+    let Some(exception) = value.as_exception() else {
+        let headline = value
+            .get::<Coerced<String>>()
+            .map(|text| text.0)
+            .unwrap_or_else(|_| format!("a thrown {} value", value.type_name()));
+        return Caught::plain(false, headline);
+    };
+    let error_name = error_name(value);
+    let message = exception.message().unwrap_or_default();
+    // QuickJS throws exactly this when the allocator refuses a request (memory limit hit).
+    let out_of_memory =
+        error_name.as_deref() == Some("InternalError") && message == "out of memory";
+    let headline = match error_name.as_deref() {
+        Some(name) if !name.is_empty() => format!("{name}: {message}"),
+        _ => message,
+    };
+    let stack = exception
+        .stack()
+        .map(|stack| stack.trim_end().to_owned())
+        .filter(|stack| !stack.trim().is_empty());
+    Caught {
+        out_of_memory,
+        error_name,
+        headline: with_import_hint(headline),
+        stack,
+    }
+}
+
+/// Explains QuickJS's "could not load module" error: there is no module loader by design.
+fn with_import_hint(message: String) -> String {
+    if message.contains("could not load module") {
+        format!("{message} (imports are not available in code steps)")
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> SandboxLimits {
+        SandboxLimits {
+            cpu_time: Duration::from_millis(200),
+            ..SandboxLimits::default()
+        }
+    }
+
+    fn run_ok(source: &str, input: serde_json::Value) -> serde_json::Value {
+        run(source, &input, &limits()).unwrap()
+    }
+
+    fn run_err(source: &str) -> CodeError {
+        run(source, &json!({}), &limits()).unwrap_err()
+    }
+
+    fn thrown_text(source: &str) -> String {
+        match run_err(source) {
+            CodeError::Thrown(text) => text,
+            other => panic!("expected Thrown, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn computes_result_from_input() {
+        let source = r#"export default ({ steps, inputs }) =>
+            ({ tier: inputs.total > 100 ? "vip" : "std", name: steps.lookup.output.body.name })"#;
+        let input = json!({
+            "steps": { "lookup": { "output": { "body": { "name": "Ada" } } } },
+            "inputs": { "total": 150 }
+        });
+        assert_eq!(
+            run_ok(source, input),
+            json!({ "tier": "vip", "name": "Ada" })
+        );
+    }
+
+    #[test]
+    fn async_function_result_is_awaited() {
+        let source = r#"export default async ({ n }) => {
+            const doubled = await Promise.resolve(n * 2);
+            await null;
+            return [doubled, doubled + 1];
+        }"#;
+        assert_eq!(run_ok(source, json!({ "n": 21 })), json!([42, 43]));
+    }
+
+    #[test]
+    fn top_level_await_works() {
+        let source = "const base = await Promise.resolve(40); export default () => base + 2;";
+        assert_eq!(run_ok(source, json!(null)), json!(42));
+    }
+
+    #[test]
+    fn thrown_error_message_is_surfaced() {
+        let text = thrown_text(r#"export default () => { throw new TypeError("bad input: x"); }"#);
+        assert!(text.contains("TypeError: bad input: x"), "{text}");
+        assert!(text.contains(MODULE_NAME), "stack expected in {text}");
+    }
+
+    #[test]
+    fn thrown_non_error_value_is_surfaced() {
+        let text = thrown_text(r#"export default () => { throw "plain string"; }"#);
+        assert_eq!(text, "plain string");
+    }
+
+    #[test]
+    fn rejected_promise_is_thrown() {
+        let text = thrown_text(r#"export default async () => { throw new Error("nope"); }"#);
+        assert!(text.contains("Error: nope"), "{text}");
+    }
+
+    #[test]
+    fn never_settling_promise_is_thrown() {
+        let text = thrown_text("export default () => new Promise(() => {})");
+        assert!(text.contains("never settled"), "{text}");
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let err = run_err("export default () => {");
+        assert!(matches!(err, CodeError::Syntax(_)), "{err:?}");
+        let err = check("export default (", &limits()).unwrap_err();
+        assert!(matches!(err, CodeError::Syntax(_)), "{err:?}");
+    }
+
+    #[test]
+    fn missing_default_export_is_reported() {
+        let err = run_err("export const f = () => 1;");
+        assert!(matches!(err, CodeError::NoDefaultExport), "{err:?}");
+        let err = check("export default 42;", &limits()).unwrap_err();
+        assert!(matches!(err, CodeError::NoDefaultExport), "{err:?}");
+    }
+
+    #[test]
+    fn check_accepts_valid_module_without_calling_it() {
+        let source = "export default () => { while (true) {} }";
+        check(source, &limits()).unwrap();
+    }
+
+    #[test]
+    fn memory_limit_growing_array() {
+        let small = SandboxLimits {
+            memory_bytes: 16 * 1024 * 1024,
+            cpu_time: Duration::from_secs(10),
+            ..SandboxLimits::default()
+        };
+        let source = r#"export default () => {
+            const parts = [];
+            for (let i = 0; ; i++) parts.push("x".repeat(1024) + i);
+        }"#;
+        let err = run(source, &json!({}), &small).unwrap_err();
+        assert!(
+            matches!(err, CodeError::MemoryLimit { limit_bytes } if limit_bytes == 16 * 1024 * 1024),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn memory_limit_single_huge_allocation() {
+        let source = "export default () => new ArrayBuffer(512 * 1024 * 1024).byteLength";
+        let err = run_err(source);
+        assert!(matches!(err, CodeError::MemoryLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn cpu_limit_stops_infinite_loop() {
+        let started = Instant::now();
+        let err = run_err("export default () => { while (true) {} }");
+        assert!(
+            matches!(err, CodeError::CpuLimit { limit_ms: 200 }),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn cpu_limit_cannot_be_swallowed_by_try_catch() {
+        let started = Instant::now();
+        let source = "export default () => { while (true) { try { for (;;) {} } catch (e) {} } }";
+        let err = run_err(source);
+        assert!(matches!(err, CodeError::CpuLimit { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn cpu_limit_cannot_be_swallowed_by_promise_catch() {
+        let source = r#"export default async () => {
+            for (;;) { try { await (async () => { for (;;) {} })(); } catch (e) {} }
+        }"#;
+        let err = run_err(source);
+        assert!(matches!(err, CodeError::CpuLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn cpu_limit_covers_endless_microtasks() {
+        let source = "export default async () => { for (;;) await null; }";
+        let err = run_err(source);
+        assert!(matches!(err, CodeError::CpuLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn cpu_limit_applies_to_top_level_code() {
+        let err = check("while (true) {} export default () => 1;", &limits()).unwrap_err();
+        assert!(matches!(err, CodeError::CpuLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn cpu_limit_stops_catastrophic_regex() {
+        let source = r#"export default () => /^(a+)+$/.test("a".repeat(40) + "b")"#;
+        let err = run_err(source);
+        assert!(matches!(err, CodeError::CpuLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn caught_allocation_failure_lets_code_recover() {
+        let small = SandboxLimits {
+            memory_bytes: 8 * 1024 * 1024,
+            ..limits()
+        };
+        let source = r#"export default () => {
+            try { return new ArrayBuffer(64 * 1024 * 1024).byteLength; }
+            catch (e) { return String(e); }
+        }"#;
+        // Catching the allocation failure is the code's own business: it recovers and returns.
+        let result = run(source, &json!(null), &small).unwrap();
+        assert_eq!(result, json!("InternalError: out of memory"));
+    }
+
+    #[test]
+    fn deep_recursion_is_stopped_by_stack_limit() {
+        let text = thrown_text("const f = (n) => f(n + 1) + 1; export default () => f(0);");
+        assert!(text.contains("call stack"), "{text}");
+    }
+
+    #[test]
+    fn clock_is_unavailable() {
+        let text = thrown_text("export default () => Date.now()");
+        assert!(text.contains("the clock is not available"), "{text}");
+        let text = thrown_text("export default () => new Date().toISOString()");
+        assert!(text.contains("the clock is not available"), "{text}");
+        let text = thrown_text("export default () => Date()");
+        assert!(text.contains("the clock is not available"), "{text}");
+        let text = thrown_text("export default () => new Date.prototype.constructor()");
+        assert!(text.contains("the clock is not available"), "{text}");
+    }
+
+    #[test]
+    fn explicit_dates_still_work() {
+        let source = r#"export default () => [
+            new Date(0).toISOString(),
+            new Date("2024-05-01T00:00:00Z").getTime(),
+            Date.UTC(2020, 0, 1),
+            new Date(0) instanceof Date,
+        ]"#;
+        assert_eq!(
+            run_ok(source, json!(null)),
+            json!([
+                "1970-01-01T00:00:00.000Z",
+                1_714_521_600_000_u64,
+                1_577_836_800_000_u64,
+                true
+            ])
+        );
+    }
+
+    #[test]
+    fn random_is_unavailable() {
+        let text = thrown_text("export default () => Math.random()");
+        assert!(text.contains("Math.random is not available"), "{text}");
+    }
+
+    #[test]
+    fn static_import_fails() {
+        let text = thrown_text(r#"import fs from "fs"; export default () => fs"#);
+        assert!(text.contains("could not load module 'fs'"), "{text}");
+        assert!(text.contains("imports are not available"), "{text}");
+        let err = check(r#"import fs from "fs"; export default () => fs"#, &limits());
+        assert!(matches!(err, Err(CodeError::Thrown(_))), "{err:?}");
+    }
+
+    #[test]
+    fn dynamic_import_fails() {
+        let text = thrown_text(r#"export default async () => (await import("x")).default"#);
+        assert!(text.contains("could not load module 'x'"), "{text}");
+    }
+
+    #[test]
+    fn no_host_globals() {
+        let source = r#"export default () => [
+            typeof require, typeof process, typeof fetch, typeof XMLHttpRequest,
+            typeof setTimeout, typeof performance, typeof std, typeof os,
+            typeof WeakRef, typeof FinalizationRegistry,
+        ]"#;
+        let result = run_ok(source, json!(null));
+        let kinds = result.as_array().unwrap();
+        assert_eq!(kinds.len(), 10);
+        assert!(kinds.iter().all(|kind| kind == "undefined"), "{result}");
+    }
+
+    #[test]
+    fn undefined_result_is_null() {
+        assert_eq!(run_ok("export default () => {}", json!(1)), json!(null));
+        assert_eq!(
+            run_ok("export default async () => {}", json!(1)),
+            json!(null)
+        );
+    }
+
+    #[test]
+    fn returning_function_is_not_json() {
+        let err = run_err("export default () => () => 1");
+        assert!(matches!(err, CodeError::NotJson(_)), "{err:?}");
+    }
+
+    #[test]
+    fn nested_function_symbol_or_bigint_is_not_json() {
+        for value in ["({ f() {} })", "[Symbol('s')]", "({ n: 10n })"] {
+            let err = run_err(&format!("export default () => {value}"));
+            assert!(matches!(err, CodeError::NotJson(_)), "{value}: {err:?}");
+        }
+        let err = run_err("export default () => { const a = {}; a.self = a; return a; }");
+        assert!(matches!(err, CodeError::NotJson(_)), "cycle: {err:?}");
+    }
+
+    #[test]
+    fn state_does_not_leak_between_calls() {
+        let set = "export default () => { globalThis.leak = 42; Object.prototype.polluted = 1; }";
+        run_ok(set, json!(null));
+        let read = "export default () => [typeof leak, typeof ({}).polluted]";
+        assert_eq!(run_ok(read, json!(null)), json!(["undefined", "undefined"]));
+    }
+
+    #[tokio::test]
+    async fn runs_inside_spawn_blocking() {
+        let result = tokio::task::spawn_blocking(|| {
+            run("export default (x) => x + 1", &json!(41), &limits())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(result, json!(42));
+    }
+
+    #[test]
+    fn input_round_trips_exactly() {
+        let input = json!({ "s": "é\u{0}\n\"", "n": -1.5, "b": true, "z": null, "a": [1, {}] });
+        assert_eq!(run_ok("export default (x) => x", input.clone()), input);
+    }
+}
