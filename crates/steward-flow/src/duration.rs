@@ -57,8 +57,12 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Duration::parse(&text).map_err(serde::de::Error::custom)
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(text) => Duration::parse(&text),
+            serde_json::Value::Number(n) => Duration::parse(&n.to_string()),
+            other => Err(format!("expected a duration such as `30s`, found {other}")),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 

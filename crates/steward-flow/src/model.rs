@@ -72,8 +72,9 @@ pub struct Step {
     /// Where the step is in its file, for error messages.
     pub path: Path,
     pub name: Option<String>,
-    /// Steps that must finish first. Absent: the previous step in the list (none for the first).
-    pub needs: Vec<StepId>,
+    /// Steps that must finish first. Absent: the previous step in the list (none for the first);
+    /// an empty list: none, so the step starts with its block.
+    pub needs: Option<Vec<StepId>>,
     /// The step runs only when this is true; otherwise it is skipped.
     pub guard: Option<Condition>,
     pub retry: RetryPolicy,

@@ -94,7 +94,7 @@ impl Reader<'_, '_> {
             id: id?,
             path: path.clone(),
             name,
-            needs: needs.unwrap_or_default(),
+            needs,
             guard,
             retry: retry?,
             timeout,

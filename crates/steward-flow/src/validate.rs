@@ -69,10 +69,10 @@ pub fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            if s.needs.is_empty() {
-                if i == 0 { vec![] } else { vec![i - 1] }
-            } else {
-                s.needs.iter().filter_map(|n| index.get(n).copied()).collect()
+            match &s.needs {
+                None if i == 0 => vec![],
+                None => vec![i - 1],
+                Some(needs) => needs.iter().filter_map(|n| index.get(n).copied()).collect(),
             }
         })
         .collect()
@@ -81,7 +81,7 @@ pub fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
 fn check_block(steps: &[Step], outer: &BTreeSet<StepId>, all: &HashSet<StepId>, sink: &mut Sink<'_>) {
     let siblings: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
     for s in steps {
-        for (i, n) in s.needs.iter().enumerate() {
+        for (i, n) in s.needs.iter().flatten().enumerate() {
             if n == &s.id {
                 sink.at_value(&s.path.key("needs").index(i), format!("step `{n}` cannot need itself"));
             } else if !siblings.contains(&n.as_str()) {
