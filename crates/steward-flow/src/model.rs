@@ -333,8 +333,11 @@ pub enum Backoff {
 pub enum RetryOn {
     Timeout,
     Network,
+    #[serde(rename = "http_4xx")]
     Http4xx,
+    #[serde(rename = "http_429")]
     Http429,
+    #[serde(rename = "http_5xx")]
     Http5xx,
     Code,
     Any,

@@ -46,6 +46,11 @@ use rquickjs::{Context, Ctx, FromJs, Function, Module, Promise, Runtime, Value};
 /// Name the user's module is compiled under; it shows up in stack traces.
 const MODULE_NAME: &str = "code-step.js";
 
+/// Messages of the `InternalError` QuickJS throws when the allocator refuses a request: the
+/// normal one, the fallback when the message string cannot be allocated, and the empty
+/// (prototype) message when not even that fallback fits.
+const OUT_OF_MEMORY_MESSAGES: [&str; 3] = ["out of memory", "Invalid error message", ""];
+
 /// The largest stack limit QuickJS honours; rquickjs treats anything above it as "no limit".
 const MAX_STACK_LIMIT: usize = 1 << 24;
 
@@ -153,8 +158,9 @@ pub fn run(
 ) -> Result<serde_json::Value, CodeError> {
     let input = input.to_string();
     Sandbox::new(limits)?.execute(|ctx, watchdog| {
-        let function = load_default_export(ctx, source, watchdog)?;
+        // Built before user code runs, so it captures the genuine `TypeError`.
         let replacer = evaluate::<Function>(ctx, JSON_REPLACER)?;
+        let function = load_default_export(ctx, source, watchdog)?;
         let argument = ctx
             .json_parse(input)
             .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
@@ -181,31 +187,33 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    /// Builds the runtime, installs limits and the interrupt handler, and runs the prelude.
+    /// Builds the runtime and context, runs the prelude, then installs the limits.
+    ///
+    /// The context and prelude are set up before the memory limit is applied: they are the
+    /// sandbox's own fixed overhead, and QuickJS does not cope well with running out of memory
+    /// half-way through initialising its intrinsics (it can trip internal assertions).
     fn new(limits: &SandboxLimits) -> Result<Self, CodeError> {
         let limits = limits.clone();
-        let memory_limit = CodeError::MemoryLimit {
+        let watchdog = Watchdog::start(limits.cpu_time);
+        let host_out_of_memory = || CodeError::MemoryLimit {
             limit_bytes: limits.memory_bytes,
         };
-        let watchdog = Watchdog::start(limits.cpu_time);
-        let runtime = Runtime::new().map_err(|_| memory_limit)?;
-        // 0 means "unlimited" to QuickJS; a sandbox never wants that.
-        runtime.set_memory_limit(limits.memory_bytes.max(1));
+        let runtime = Runtime::new().map_err(|_| host_out_of_memory())?;
         runtime.set_max_stack_size(limits.max_stack_bytes.clamp(1, MAX_STACK_LIMIT));
         let handler = watchdog.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler.poll())));
         let context = Context::builder()
             .with::<SandboxIntrinsics>()
             .build(&runtime)
-            .map_err(|_| CodeError::MemoryLimit {
-                limit_bytes: limits.memory_bytes,
-            })?;
+            .map_err(|_| host_out_of_memory())?;
         let sandbox = Self {
             context,
             watchdog,
             limits,
         };
         sandbox.execute(|ctx, _| evaluate::<()>(ctx, PRELUDE))?;
+        // 0 means "unlimited" to QuickJS; a sandbox never wants that.
+        runtime.set_memory_limit(sandbox.limits.memory_bytes.max(1));
         Ok(sandbox)
     }
 
@@ -215,7 +223,7 @@ impl Sandbox {
         body: impl FnOnce(&Ctx<'_>, &Watchdog) -> Result<T, Failure>,
     ) -> Result<T, CodeError> {
         let outcome = self.context.with(|ctx| body(&ctx, &self.watchdog));
-        outcome.map_err(|failure| failure.classify(&self.watchdog, &self.limits))
+        outcome.map_err(|failure| failure.classify(self.watchdog.tripped(), &self.limits))
     }
 }
 
@@ -275,6 +283,9 @@ impl Watchdog {
 struct Caught {
     /// QuickJS reported that an allocation failed.
     out_of_memory: bool,
+    /// The thrown value was `null`, which is also what QuickJS throws when it cannot
+    /// allocate the error object for an out-of-memory condition.
+    thrown_null: bool,
     /// The `name` of the thrown error (`SyntaxError`, `TypeError`, ...), if it was an error.
     error_name: Option<String>,
     /// `Name: message` (or the string form of a thrown non-error value).
@@ -288,6 +299,7 @@ impl Caught {
     fn plain(out_of_memory: bool, headline: String) -> Self {
         Self {
             out_of_memory,
+            thrown_null: false,
             error_name: None,
             headline,
             stack: None,
@@ -305,6 +317,8 @@ impl Caught {
 
 /// How a call failed, as seen inside the context, before it is classified into a [`CodeError`].
 enum Failure {
+    /// One of the sandbox's own scripts failed; only resource limits can cause that.
+    Setup(Caught),
     /// Compiling the module failed.
     Compile(Caught),
     /// Evaluation, the call or the returned promise threw.
@@ -322,22 +336,31 @@ enum Failure {
 impl Failure {
     /// Maps the failure to the public error. Resource limits win over whatever error text the
     /// interrupted or starved code produced, and the CPU verdict comes from the watchdog flag.
-    fn classify(self, watchdog: &Watchdog, limits: &SandboxLimits) -> CodeError {
+    fn classify(self, cpu_exhausted: bool, limits: &SandboxLimits) -> CodeError {
         let limit_ms = u64::try_from(limits.cpu_time.as_millis()).unwrap_or(u64::MAX);
-        if watchdog.tripped() {
+        let memory_limit = CodeError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
+        if cpu_exhausted {
             return CodeError::CpuLimit { limit_ms };
         }
         match self {
-            Self::Compile(c) | Self::Thrown(c) | Self::NotJson(c) if c.out_of_memory => {
-                CodeError::MemoryLimit {
-                    limit_bytes: limits.memory_bytes,
-                }
+            // A bare `null` is what QuickJS throws when it cannot even allocate the error
+            // object for an out-of-memory condition, the usual case when the failing
+            // allocation was small. It cannot be told apart from `throw null`, so a code step
+            // that throws `null` itself is reported as having hit the memory limit too.
+            Self::Setup(c) | Self::Compile(c) | Self::Thrown(c) | Self::NotJson(c)
+                if c.out_of_memory || c.thrown_null =>
+            {
+                memory_limit
             }
             // Compilation also resolves static imports; only real parse errors are syntax errors.
             Self::Compile(c) if c.error_name.as_deref().is_none_or(|n| n == "SyntaxError") => {
                 CodeError::Syntax(c.with_stack())
             }
-            Self::Compile(c) | Self::Thrown(c) => CodeError::Thrown(c.with_stack()),
+            Self::Setup(c) | Self::Compile(c) | Self::Thrown(c) => {
+                CodeError::Thrown(c.with_stack())
+            }
             // The stack would only point into the sandbox's own JSON replacer.
             Self::NotJson(c) => CodeError::NotJson(c.headline),
             Self::NoDefaultExport => CodeError::NoDefaultExport,
@@ -354,7 +377,7 @@ impl Failure {
 /// Evaluates one of our own scripts (prelude, helpers) in the context.
 fn evaluate<'js, T: FromJs<'js>>(ctx: &Ctx<'js>, script: &str) -> Result<T, Failure> {
     ctx.eval::<T, _>(script)
-        .map_err(|e| Failure::Thrown(caught(ctx, e)))
+        .map_err(|e| Failure::Setup(caught(ctx, e)))
 }
 
 /// Compiles and evaluates the user's module and returns its default-exported function.
@@ -451,13 +474,15 @@ fn describe(value: &Value<'_>) -> Caught {
             .get::<Coerced<String>>()
             .map(|text| text.0)
             .unwrap_or_else(|_| format!("a thrown {} value", value.type_name()));
-        return Caught::plain(false, headline);
+        return Caught {
+            thrown_null: value.is_null(),
+            ..Caught::plain(false, headline)
+        };
     };
     let error_name = error_name(value);
     let message = exception.message().unwrap_or_default();
-    // QuickJS throws exactly this when the allocator refuses a request (memory limit hit).
-    let out_of_memory =
-        error_name.as_deref() == Some("InternalError") && message == "out of memory";
+    let out_of_memory = error_name.as_deref() == Some("InternalError")
+        && OUT_OF_MEMORY_MESSAGES.contains(&message.as_str());
     let headline = match error_name.as_deref() {
         Some(name) if !name.is_empty() => format!("{name}: {message}"),
         _ => message,
@@ -468,6 +493,7 @@ fn describe(value: &Value<'_>) -> Caught {
         .filter(|stack| !stack.trim().is_empty());
     Caught {
         out_of_memory,
+        thrown_null: false,
         error_name,
         headline: with_import_hint(headline),
         stack,
@@ -552,6 +578,59 @@ mod tests {
     fn thrown_non_error_value_is_surfaced() {
         let text = thrown_text(r#"export default () => { throw "plain string"; }"#);
         assert_eq!(text, "plain string");
+        assert_eq!(
+            thrown_text("export default () => { throw undefined; }"),
+            "undefined"
+        );
+    }
+
+    #[test]
+    fn thrown_null_counts_as_out_of_memory() {
+        // Indistinguishable from QuickJS's own out-of-memory signal; documented behaviour.
+        let err = run_err("export default () => { throw null; }");
+        assert!(matches!(err, CodeError::MemoryLimit { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn memory_limit_many_small_allocations() {
+        let small = SandboxLimits {
+            memory_bytes: 8 * 1024 * 1024,
+            cpu_time: Duration::from_secs(10),
+            ..SandboxLimits::default()
+        };
+        for growth in [
+            "const a = []; for (let i = 0; ; i++) a.push({ i });",
+            "let list = null; for (let i = 0; ; i++) list = { i, list };",
+            "let s = ''; for (let i = 0; ; i++) s += String(i);",
+            "const m = new Map(); for (let i = 0; ; i++) m.set(i, [i]);",
+        ] {
+            let source = format!("export default () => {{ {growth} }}");
+            let err = run(&source, &json!({}), &small).unwrap_err();
+            assert!(
+                matches!(err, CodeError::MemoryLimit { .. }),
+                "{growth}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tiny_memory_limits_never_escape_as_other_errors() {
+        let source = r#"const pad = "y".repeat(1000);
+            export default async (x) => {
+                await null;
+                return { n: x.items.map((i) => i * 2 + pad.length), s: JSON.stringify(x) };
+            }"#;
+        let input = json!({ "items": (0..2000).collect::<Vec<_>>() });
+        for kib in (0..1500).step_by(11) {
+            let tiny = SandboxLimits {
+                memory_bytes: kib * 1024,
+                ..SandboxLimits::default()
+            };
+            match run(source, &input, &tiny) {
+                Ok(_) | Err(CodeError::MemoryLimit { .. }) => {}
+                Err(other) => panic!("{kib} KiB: unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,335 @@
+//! A run's state: the fold of its journal. `apply` is the only way state changes, so replaying
+//! the same events always rebuilds the same state.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::StepError;
+use crate::event::{Entry, Event, RunStatus};
+use crate::plan::{BlockId, NodeId, NodeKind, Plan, ROOT};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Ready to start.
+    Scheduled,
+    /// An attempt is in flight.
+    Running,
+    /// Failed; the next attempt is due at `wake_at`.
+    Retrying,
+    /// A wait step, due at `wake_at`.
+    Waiting,
+    /// An approval step waiting for a person (or its timeout at `wake_at`).
+    Suspended,
+    /// A flow step waiting for its child run.
+    AwaitingChild,
+    /// A branch or loop whose nested steps are running.
+    Expanded,
+    /// The error handler steps are running.
+    Handling,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Skipped | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Waiting => "waiting",
+            Self::Suspended => "suspended",
+            Self::AwaitingChild => "awaiting_child",
+            Self::Expanded => "expanded",
+            Self::Handling => "handling",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One step instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    pub node: NodeId,
+    /// The loop scope of the instance: `""`, or `items[2].` inside a loop.
+    pub prefix: String,
+    pub status: StepStatus,
+    /// The attempt in flight or last made (0 before the first).
+    pub attempt: u32,
+    /// The attempt number the next start uses.
+    pub next_attempt: u32,
+    pub interruptions: u32,
+    pub output: Option<Value>,
+    pub error: Option<StepError>,
+    /// Continue past this failure.
+    pub continued: bool,
+    pub wake_at: Option<Timestamp>,
+    pub items: Option<Vec<Value>>,
+    pub approval_message: Option<String>,
+    pub child_run_id: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl StepState {
+    /// Done in a way that lets dependent steps run.
+    pub fn lets_dependents_run(&self) -> bool {
+        match self.status {
+            StepStatus::Succeeded | StepStatus::Skipped => true,
+            StepStatus::Failed => self.continued,
+            _ => false,
+        }
+    }
+}
+
+/// Why a block of steps is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Root,
+    Case,
+    Item(usize),
+    Handler,
+}
+
+/// A running instance of a block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockInstance {
+    pub block: BlockId,
+    /// Prefix of the keys of the steps in this instance.
+    pub prefix: String,
+    /// The container step, for all but the root.
+    pub owner: Option<String>,
+    pub role: Role,
+    pub done: bool,
+}
+
+/// Everything known about a run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunState {
+    pub run_id: String,
+    pub finished: Option<RunStatus>,
+    pub inputs: Value,
+    pub output: Option<Value>,
+    pub error: Option<StepError>,
+    pub cancel_reason: Option<String>,
+    pub steps: BTreeMap<String, StepState>,
+    pub blocks: BTreeMap<String, BlockInstance>,
+    pub last_seq: u64,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl RunState {
+    /// Rebuilds a run's state from its journal.
+    pub fn replay(plan: &Plan, entries: &[Entry]) -> Self {
+        let mut state = RunState::default();
+        for e in entries {
+            state.apply(plan, e);
+        }
+        state
+    }
+
+    pub fn step(&self, key: &str) -> Option<&StepState> {
+        self.steps.get(key)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    fn block_keys<'a>(&self, plan: &'a Plan, b: &'a BlockInstance) -> impl Iterator<Item = String> + 'a {
+        plan.blocks[b.block].nodes.iter().map(move |n| format!("{}{}", b.prefix, plan.node(*n).id))
+    }
+
+    /// Every step of the block instance has finished in a way that lets the flow go on.
+    pub fn block_succeeded(&self, plan: &Plan, b: &BlockInstance) -> bool {
+        self.block_keys(plan, b).all(|k| self.step(&k).is_some_and(StepState::lets_dependents_run))
+    }
+
+    /// Every step of the block instance has finished, one way or another.
+    pub fn block_finished(&self, plan: &Plan, b: &BlockInstance) -> bool {
+        self.block_keys(plan, b).all(|k| self.step(&k).is_some_and(|s| s.status.is_terminal()))
+    }
+
+    /// Applies one journal entry.
+    pub fn apply(&mut self, plan: &Plan, entry: &Entry) {
+        self.last_seq = entry.seq;
+        let at = entry.at;
+        match &entry.event {
+            Event::RunStarted { run_id, inputs } => {
+                self.run_id = run_id.clone();
+                self.inputs = inputs.clone();
+                self.started_at = Some(at);
+                self.open_block("", ROOT, String::new(), None, Role::Root);
+            }
+            Event::StepScheduled { key } => self.on_scheduled(plan, key),
+            Event::RunCancelled { reason } => self.cancel_reason = Some(reason.clone()),
+            Event::RunFinished { status, output, error } => {
+                self.finished = Some(*status);
+                self.output = output.clone();
+                self.error = error.clone();
+                self.finished_at = Some(at);
+            }
+            Event::ItemStarted { key, index } => {
+                if let Some(s) = self.steps.get(key) {
+                    if let NodeKind::ForEach { body, .. } = plan.node(s.node).kind {
+                        let prefix = format!("{key}[{index}].");
+                        let id = format!("{key}[{index}]");
+                        self.open_block(&id, body, prefix, Some(key.clone()), Role::Item(*index));
+                    }
+                }
+            }
+            Event::BranchTaken { key, case: Some(case) } => {
+                if let Some(s) = self.steps.get_mut(key) {
+                    s.status = StepStatus::Expanded;
+                    if let NodeKind::Branch { cases } = &plan.node(s.node).kind {
+                        let (block, prefix) = (cases[*case], s.prefix.clone());
+                        self.open_block(&format!("{key}#case"), block, prefix, Some(key.clone()), Role::Case);
+                    }
+                }
+            }
+            Event::HandlerStarted { key, error } => {
+                if let Some(s) = self.steps.get_mut(key) {
+                    s.status = StepStatus::Handling;
+                    s.error = Some(error.clone());
+                    if let crate::plan::ErrorMode::Handle(block) = plan.node(s.node).on_error {
+                        let prefix = s.prefix.clone();
+                        self.open_block(&format!("{key}#handler"), block, prefix, Some(key.clone()), Role::Handler);
+                    }
+                }
+            }
+            event => {
+                if let Some(key) = event.key() {
+                    if let Some(s) = self.steps.get_mut(key) {
+                        step_event(s, event, at);
+                    }
+                }
+            }
+        }
+        self.close_finished_blocks(entry);
+    }
+
+    fn open_block(&mut self, id: &str, block: BlockId, prefix: String, owner: Option<String>, role: Role) {
+        self.blocks.insert(id.to_owned(), BlockInstance { block, prefix, owner, role, done: false });
+    }
+
+    fn on_scheduled(&mut self, plan: &Plan, key: &str) {
+        if let Some(s) = self.steps.get_mut(key) {
+            s.status = StepStatus::Scheduled;
+            return;
+        }
+        let Some((prefix, id)) = split_key(key) else { return };
+        let Some(node) = steward_flow::StepId::parse(id).ok().and_then(|id| plan.find(&id)) else { return };
+        self.steps.insert(key.to_owned(), StepState {
+            node,
+            prefix: prefix.to_owned(),
+            status: StepStatus::Scheduled,
+            attempt: 0,
+            next_attempt: 1,
+            interruptions: 0,
+            output: None,
+            error: None,
+            continued: false,
+            wake_at: None,
+            items: None,
+            approval_message: None,
+            child_run_id: None,
+            started_at: None,
+            finished_at: None,
+        });
+    }
+
+    /// Marks block instances done when their owner finished (they are no longer looked at).
+    fn close_finished_blocks(&mut self, entry: &Entry) {
+        if let Some(key) = entry.event.key() {
+            if self.steps.get(key).is_some_and(|s| s.status.is_terminal()) {
+                for b in self.blocks.values_mut().filter(|b| b.owner.as_deref() == Some(key)) {
+                    b.done = true;
+                }
+            }
+        }
+        if let Event::RunFinished { .. } = entry.event {
+            self.blocks.values_mut().for_each(|b| b.done = true);
+        }
+    }
+}
+
+fn step_event(s: &mut StepState, event: &Event, at: Timestamp) {
+    match event {
+        Event::StepStarted { attempt, .. } => {
+            s.status = StepStatus::Running;
+            s.attempt = *attempt;
+            s.next_attempt = *attempt;
+            s.started_at.get_or_insert(at);
+        }
+        Event::StepSucceeded { output, .. } => {
+            s.status = StepStatus::Succeeded;
+            s.output = Some(output.clone());
+            s.wake_at = None;
+            s.finished_at = Some(at);
+        }
+        Event::StepSkipped { .. } => {
+            s.status = StepStatus::Skipped;
+            s.finished_at = Some(at);
+        }
+        Event::StepRetrying { attempt, error, retry_at, .. } => {
+            s.status = StepStatus::Retrying;
+            s.error = Some(error.clone());
+            s.next_attempt = attempt + 1;
+            s.wake_at = Some(*retry_at);
+        }
+        Event::StepFailed { error, continued, .. } => {
+            s.status = StepStatus::Failed;
+            s.error = Some(error.clone());
+            s.continued = *continued;
+            s.wake_at = None;
+            s.finished_at = Some(at);
+        }
+        Event::StepInterrupted { .. } => {
+            s.status = StepStatus::Scheduled;
+            s.interruptions += 1;
+        }
+        Event::StepWaiting { until, .. } => {
+            s.status = StepStatus::Waiting;
+            s.wake_at = Some(*until);
+        }
+        Event::StepSuspended { message, timeout_at, .. } => {
+            s.status = StepStatus::Suspended;
+            s.approval_message = message.clone();
+            s.wake_at = *timeout_at;
+        }
+        Event::BranchTaken { case: None, .. } => s.status = StepStatus::Expanded,
+        Event::ItemsResolved { items, .. } => {
+            s.status = StepStatus::Expanded;
+            s.items = Some(items.clone());
+        }
+        Event::ChildStarted { child_run_id, .. } => {
+            s.status = StepStatus::AwaitingChild;
+            s.child_run_id = Some(child_run_id.clone());
+        }
+        Event::StepCancelled { .. } => {
+            s.status = StepStatus::Cancelled;
+            s.wake_at = None;
+            s.finished_at = Some(at);
+        }
+        _ => {}
+    }
+}
+
+/// Splits `items[2].fetch` into (`items[2].`, `fetch`).
+pub fn split_key(key: &str) -> Option<(&str, &str)> {
+    match key.rfind('.') {
+        Some(i) => Some((&key[..=i], &key[i + 1..])),
+        None => Some(("", key)),
+    }
+}
