@@ -17,7 +17,7 @@ mod time;
 pub use engine::{Engine, EngineError, MAX_INTERRUPTIONS, Outcome, Work};
 pub use error::{ErrorKind, StepError};
 pub use event::{Entry, Event, RunStatus};
-pub use plan::{BlockId, ErrorMode, Node, NodeId, NodeKind, Plan, ROOT};
+pub use plan::{Block, BlockId, BlockRole, ErrorMode, Node, NodeId, NodeKind, Plan, ROOT};
 pub use retry::delay_ms;
 pub use state::{BlockInstance, Role, RunState, StepState, StepStatus, split_key};
 pub use time::Timestamp;

@@ -50,6 +50,16 @@ pub struct Node {
 pub struct Block {
     /// Nodes in file order; the last one's output is the block's output.
     pub nodes: Vec<NodeId>,
+    /// The container node and why it runs this block; `None` for the root.
+    pub owner: Option<(NodeId, BlockRole)>,
+}
+
+/// Why a nested block runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockRole {
+    Case,
+    Body,
+    Handler,
 }
 
 /// A flow's structure.
@@ -81,8 +91,8 @@ impl Plan {
         self.by_id.get(id).copied()
     }
 
-    fn new_block(&mut self, steps: &[Step]) -> BlockId {
-        self.blocks.push(Block::default());
+    fn new_block(&mut self, steps: &[Step], owner: NodeId, role: BlockRole) -> BlockId {
+        self.blocks.push(Block { nodes: Vec::new(), owner: Some((owner, role)) });
         let b = self.blocks.len() - 1;
         self.add_block(b, steps);
         b
@@ -106,6 +116,7 @@ impl Plan {
             self.blocks[block].nodes.push(first + i);
         }
         for (i, s) in steps.iter().enumerate() {
+            let me = first + i;
             let kind = match &s.kind {
                 StepKind::Wait(_) => NodeKind::Wait,
                 StepKind::Approval(a) => NodeKind::Approval {
@@ -113,25 +124,28 @@ impl Plan {
                 },
                 StepKind::Flow(_) => NodeKind::Call,
                 StepKind::Branch(b) => {
-                    NodeKind::Branch { cases: vec![self.new_block(&b.then), self.new_block(&b.otherwise)] }
+                    NodeKind::Branch {
+                    cases: vec![self.new_block(&b.then, me, BlockRole::Case), self.new_block(&b.otherwise, me, BlockRole::Case)],
+                }
                 }
                 StepKind::Switch(sw) => {
-                    let mut cases: Vec<BlockId> = sw.cases.values().map(|c| self.new_block(c)).collect();
-                    cases.push(self.new_block(&sw.default));
+                    let mut cases: Vec<BlockId> =
+                        sw.cases.values().map(|c| self.new_block(c, me, BlockRole::Case)).collect();
+                    cases.push(self.new_block(&sw.default, me, BlockRole::Case));
                     NodeKind::Branch { cases }
                 }
                 StepKind::ForEach(f) => {
-                    NodeKind::ForEach { body: self.new_block(&f.steps), parallelism: f.parallelism }
+                    NodeKind::ForEach { body: self.new_block(&f.steps, me, BlockRole::Body), parallelism: f.parallelism }
                 }
                 StepKind::Http(_) | StepKind::Transform(_) | StepKind::Code(_) => NodeKind::Task,
             };
             let on_error = match &s.on_error {
                 OnError::Fail => ErrorMode::Fail,
                 OnError::Continue => ErrorMode::Continue,
-                OnError::Handle(steps) => ErrorMode::Handle(self.new_block(steps)),
+                OnError::Handle(steps) => ErrorMode::Handle(self.new_block(steps, me, BlockRole::Handler)),
             };
-            self.nodes[first + i].kind = kind;
-            self.nodes[first + i].on_error = on_error;
+            self.nodes[me].kind = kind;
+            self.nodes[me].on_error = on_error;
         }
     }
 }

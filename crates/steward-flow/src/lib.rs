@@ -7,6 +7,7 @@
 mod diagnostic;
 mod duration;
 mod expr;
+mod inputs;
 mod model;
 mod names;
 mod parse;

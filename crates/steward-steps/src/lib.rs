@@ -4,3 +4,4 @@
 //! touches the store or the engine.
 
 pub mod code;
+pub mod http;
