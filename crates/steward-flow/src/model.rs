@@ -262,11 +262,10 @@ pub enum TimeoutDecision {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallStep {
-    /// The stored flow to call (its newest version when the step starts).
-    #[schemars(with = "Option<String>")]
-    pub name: Option<FlowName>,
-    /// A flow file, relative to this one; `steward run` loads it and stores it under its name.
-    pub path: Option<String>,
+    /// The stored flow to call (its newest version when the step starts). `steward run` looks
+    /// for `<name>.yaml` next to the calling file when the flow is not stored yet.
+    #[schemars(with = "String")]
+    pub name: FlowName,
     #[serde(default)]
     #[schemars(with = "Option<Value>")]
     pub inputs: Option<Template>,

@@ -256,12 +256,7 @@ impl Reader<'_, '_> {
     }
 
     fn call(&mut self, v: &Value, path: &Path) -> Option<CallStep> {
-        let call: CallStep = self.leaf(v, path)?;
-        if call.name.is_some() == call.path.is_some() {
-            self.sink.at_value(path, "`flow` takes exactly one of `name` (a stored flow) or `path` (a flow file)");
-            return None;
-        }
-        Some(call)
+        self.leaf(v, path)
     }
 
     fn retry(&mut self, map: &Map<String, Value>, path: &Path) -> Option<RetryPolicy> {

@@ -1,0 +1,277 @@
+//! Driving one claimed run: replay its journal, then repeat "commit what the engine decided,
+//! start the ready steps, wait for an outcome, a signal or a timer" until the run finishes or
+//! has nothing to do before a later time, at which point the lease is released and the run
+//! holds no task or memory.
+//!
+//! Invariant: events are committed before the work they announce starts, and a step's result
+//! is committed before any step that depends on it is started.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use steward_engine::{Engine, Entry, Event, Outcome, RunState, RunStatus, StepStatus, Timestamp, Work};
+use steward_store::{Append, RunRecord, RunUpdate, Signal};
+use tokio::sync::{Notify, watch};
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::catalog::Compiled;
+use crate::step::{Attempt, perform};
+use crate::{Error, Inner, Progress, Stop, context, retention};
+
+/// Waits shorter than this are slept through instead of releasing the run.
+const SHORT_WAIT_MS: i64 = 200;
+
+pub(crate) struct Driver {
+    ex: Arc<Inner>,
+    run: RunRecord,
+    compiled: Arc<Compiled>,
+    state: RunState,
+    committed_seq: u64,
+    pending: Vec<Entry>,
+    consumed: Vec<i64>,
+    in_flight: JoinSet<(String, Outcome)>,
+    handles: HashMap<String, AbortHandle>,
+    poke: Arc<Notify>,
+    stop: watch::Receiver<Stop>,
+    check_signals: bool,
+    draining: bool,
+}
+
+impl Driver {
+    pub(crate) async fn new(ex: Arc<Inner>, run: RunRecord, poke: Arc<Notify>, stop: watch::Receiver<Stop>) -> Result<Self, Error> {
+        let compiled = ex.starter.compiled(&run.workspace, &run.flow_version_id).await?;
+        let journal = ex.store.journal(&run.id).await?;
+        let state = RunState::replay(&compiled.plan, &journal);
+        Ok(Self {
+            committed_seq: state.last_seq,
+            ex,
+            run,
+            compiled,
+            state,
+            pending: Vec::new(),
+            consumed: Vec::new(),
+            in_flight: JoinSet::new(),
+            handles: HashMap::new(),
+            poke,
+            stop,
+            check_signals: true,
+            draining: false,
+        })
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::new(&self.compiled.plan)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.ex.clock.now()
+    }
+
+    /// Records events the engine produced at `now`.
+    fn push(&mut self, events: Vec<Event>, now: Timestamp) {
+        for event in events {
+            let seq = self.committed_seq + self.pending.len() as u64 + 1;
+            self.pending.push(Entry { seq, at: now, event });
+        }
+    }
+
+    pub(crate) async fn drive(mut self) -> Result<(), Error> {
+        let now = self.now();
+        let plan = self.compiled.clone();
+        let events = Engine::new(&plan.plan).recover(&mut self.state, now);
+        self.push(events, now);
+        loop {
+            if self.check_signals {
+                self.check_signals = false;
+                self.apply_signals().await?;
+            }
+            let now = self.now();
+            let works = self.decide(now).await?;
+            self.commit().await?;
+            self.abort_cancelled();
+            if self.state.is_finished() {
+                return self.finished().await;
+            }
+            for w in works {
+                self.spawn(w, now);
+            }
+            if self.in_flight.is_empty() {
+                let wake = self.engine().next_wake(&self.state);
+                let soon = wake.is_some_and(|w| w.millis() - now.millis() <= SHORT_WAIT_MS);
+                if self.draining || !soon {
+                    let wake = if self.draining { Some(now) } else { wake };
+                    self.ex.store.release(&self.run.id, &self.ex.opts.owner, wake).await?;
+                    return Ok(());
+                }
+            }
+            if !self.wait().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Timers, output rendering and starting ready steps, as events in `pending`.
+    async fn decide(&mut self, now: Timestamp) -> Result<Vec<Work>, Error> {
+        let plan = self.compiled.clone();
+        let engine = Engine::new(&plan.plan);
+        let events = engine.tick(&mut self.state, now);
+        self.push(events, now);
+        if engine.needs_output(&self.state) {
+            let ctx = context::for_output(&self.compiled, &self.state);
+            let output = match &self.compiled.flow.output {
+                Some(t) => t.render(&ctx).map_err(|e| steward_engine::StepError::new(steward_engine::ErrorKind::Expression, format!("the flow's output: {e}"))),
+                None => Ok(Value::Null),
+            };
+            let events = engine.finish(&mut self.state, output, now);
+            self.push(events, now);
+        }
+        if self.draining {
+            return Ok(Vec::new());
+        }
+        let works = engine.ready(&self.state);
+        for w in &works {
+            let events = engine.begin(&mut self.state, w, now);
+            self.push(events, now);
+        }
+        Ok(works)
+    }
+
+    async fn commit(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() && self.consumed.is_empty() {
+            return Ok(());
+        }
+        let mut update = RunUpdate { consumed_signals: std::mem::take(&mut self.consumed), ..RunUpdate::default() };
+        if let Some(status) = self.state.finished {
+            update.status = Some(status);
+            update.output = self.state.output.clone();
+            update.error = self.state.error.clone();
+            update.finished_at = self.state.finished_at;
+            if status == RunStatus::Succeeded || status.is_finished() {
+                self.notify_parent().await?;
+            }
+        }
+        let now = self.now();
+        let append = Append { run_id: &self.run.id, owner: &self.ex.opts.owner, after_seq: self.committed_seq, entries: &self.pending, update, now };
+        self.ex.store.append(append).await?;
+        self.committed_seq += self.pending.len() as u64;
+        let entries = std::mem::take(&mut self.pending);
+        let _ = self.ex.progress.send(Progress { run_id: self.run.id.clone(), entries: Arc::new(entries) });
+        Ok(())
+    }
+
+    /// A child run tells its parent before it records its own end, so the parent hears of it
+    /// at least once even if this process dies in between.
+    async fn notify_parent(&self) -> Result<(), Error> {
+        let (Some(parent), Some(step)) = (&self.run.parent_run_id, &self.run.parent_step_key) else { return Ok(()) };
+        let signal = Signal::ChildFinished {
+            step: step.clone(),
+            child_run_id: self.run.id.clone(),
+            output: self.state.output.clone(),
+            error: self.state.error.clone(),
+        };
+        self.ex.signal_local(&self.run.workspace, parent, &signal).await
+    }
+
+    async fn apply_signals(&mut self) -> Result<(), Error> {
+        let signals = self.ex.store.signals(&self.run.id).await?;
+        let plan = self.compiled.clone();
+        let engine = Engine::new(&plan.plan);
+        for (id, signal) in signals {
+            let now = self.now();
+            let events = match signal {
+                Signal::Cancel { reason } => engine.cancel(&mut self.state, &reason, now),
+                Signal::Approval { step, approved, by, reason } => {
+                    engine.decide(&mut self.state, &step, approved, &by, reason, now).unwrap_or_default()
+                }
+                Signal::ChildFinished { step, output, error, .. } => {
+                    // The child can finish before this run has recorded that it started it;
+                    // keep the signal until then.
+                    if self.state.step(&step).is_some_and(|s| s.status == StepStatus::Running) {
+                        continue;
+                    }
+                    let result = match error {
+                        Some(e) => Err(steward_engine::StepError::new(steward_engine::ErrorKind::Child, format!("the called flow failed: {e}"))),
+                        None => Ok(output.unwrap_or(Value::Null)),
+                    };
+                    engine.child_finished(&mut self.state, &step, result, now)
+                }
+            };
+            self.push(events, now);
+            self.consumed.push(id);
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, w: Work, now: Timestamp) {
+        let started_at = self.state.step(&w.key).and_then(|s| s.started_at).unwrap_or(now);
+        let attempt = Attempt {
+            compiled: self.compiled.clone(),
+            run_id: self.run.id.clone(),
+            key: w.key.clone(),
+            attempt: w.attempt,
+            context: context::for_step(&self.compiled, &self.state, &w.key),
+            started_at,
+            now,
+        };
+        let services = self.ex.services.clone();
+        let key = w.key.clone();
+        let handle = self.in_flight.spawn(async move { (key, perform(attempt, services).await) });
+        self.handles.insert(w.key, handle);
+    }
+
+    /// Stops attempts of steps the engine cancelled (for example when a sibling failed).
+    fn abort_cancelled(&mut self) {
+        let state = &self.state;
+        self.handles.retain(|key, handle| {
+            let open = state.step(key).is_some_and(|s| s.status == StepStatus::Running);
+            if !open {
+                handle.abort();
+            }
+            open
+        });
+    }
+
+    /// Waits for an outcome, a signal, a timer or a stop; false when the driver must quit now.
+    async fn wait(&mut self) -> Result<bool, Error> {
+        let now = self.now();
+        let sleep_ms = self.engine().next_wake(&self.state).map(|w| (w.millis() - now.millis()).max(0) as u64);
+        let sleep = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(3_600_000)));
+        tokio::select! {
+            Some(joined) = self.in_flight.join_next() => {
+                self.on_joined(joined);
+                while let Some(joined) = self.in_flight.try_join_next() {
+                    self.on_joined(joined);
+                }
+            }
+            _ = self.poke.notified() => self.check_signals = true,
+            _ = sleep => {}
+            changed = self.stop.changed() => {
+                let stop = if changed.is_ok() { *self.stop.borrow() } else { Stop::LeaseLost };
+                match stop {
+                    Stop::Run => {}
+                    Stop::Drain => self.draining = true,
+                    Stop::LeaseLost => {
+                        self.in_flight.abort_all();
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn on_joined(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
+        let Ok((key, outcome)) = joined else { return };
+        self.handles.remove(&key);
+        let now = self.now();
+        let plan = self.compiled.clone();
+        let events = Engine::new(&plan.plan).outcome(&mut self.state, &key, outcome, now);
+        self.push(events, now);
+    }
+
+    async fn finished(mut self) -> Result<(), Error> {
+        self.in_flight.abort_all();
+        retention::apply(&self.ex.store, &self.compiled, &self.run.id).await
+    }
+}

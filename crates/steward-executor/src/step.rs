@@ -1,0 +1,204 @@
+//! Performing one attempt of one step: evaluate its `if`, render its inputs, do the work, and
+//! report an [`Outcome`]. Nothing here writes to the journal; the driver does.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use serde_json::{Value, json};
+use steward_engine::{ErrorKind, Outcome, StepError, Timestamp};
+use steward_flow::{StepKind, Template, WaitStep};
+use steward_steps::code::{CodeError, SandboxLimits};
+use steward_steps::http::{Body, HttpError, Request};
+
+use crate::catalog::Compiled;
+use crate::children::ChildStarter;
+
+/// Default limit for an attempt of a step without a `timeout`.
+pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(300);
+
+/// Everything an attempt needs, captured when it starts.
+#[derive(Debug)]
+pub struct Attempt {
+    pub compiled: Arc<Compiled>,
+    pub run_id: String,
+    pub key: String,
+    pub attempt: u32,
+    pub context: Value,
+    /// When the step first started (waits and approval timeouts count from here).
+    pub started_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// Shared services for attempts.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub http: steward_steps::http::HttpClient,
+    pub code_limits: SandboxLimits,
+    pub children: ChildStarter,
+}
+
+pub async fn perform(a: Attempt, services: Services) -> Outcome {
+    match run(&a, &services).await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
+    let id = steward_engine::split_key(&a.key)
+        .and_then(|(_, id)| steward_flow::StepId::parse(id).ok())
+        .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{}`", a.key)))?;
+    let step = a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
+    if let Some(guard) = &step.guard {
+        if !truthy(&guard.0.eval(&a.context).map_err(expr_error)?) {
+            return Ok(Outcome::Skipped);
+        }
+    }
+    let timeout = step.timeout.map_or(DEFAULT_TIMEOUT, |d| d.as_std());
+    match &step.kind {
+        StepKind::Transform(e) => {
+            let ctx = a.context.clone();
+            let e = e.clone();
+            let out = with_timeout(timeout, tokio::task::spawn_blocking(move || e.0.eval(&ctx))).await?;
+            out.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))?.map(Outcome::Succeeded).map_err(expr_error)
+        }
+        StepKind::Http(h) => http(a, sv, h, timeout).await,
+        StepKind::Code(c) => code(a, sv, c, timeout).await,
+        StepKind::Branch(b) => {
+            let yes = truthy(&b.condition.0.eval(&a.context).map_err(expr_error)?);
+            Ok(Outcome::Branch(Some(if yes { 0 } else { 1 })))
+        }
+        StepKind::Switch(s) => {
+            let v = render(&s.value, &a.context)?;
+            let text = match &v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let case = s.cases.get_index_of(&text).unwrap_or(s.cases.len());
+            Ok(Outcome::Branch(Some(case)))
+        }
+        StepKind::ForEach(f) => match render(&f.items, &a.context)? {
+            Value::Array(items) => Ok(Outcome::Items(items)),
+            Value::Null => Ok(Outcome::Items(Vec::new())),
+            other => Err(StepError::new(ErrorKind::Input, format!("`for_each.items` must be a list, got {}", kind_of(&other)))),
+        },
+        StepKind::Wait(WaitStep::For(d)) => Ok(Outcome::WaitUntil(a.started_at.plus_millis(d.as_millis()))),
+        StepKind::Wait(WaitStep::Until(t)) => Ok(Outcome::WaitUntil(parse_time(&render(t, &a.context)?)?)),
+        StepKind::Approval(ap) => {
+            let message = match &ap.message {
+                Some(t) => Some(match render(t, &a.context)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+                None => None,
+            };
+            let timeout_at = ap.timeout.map(|d| a.started_at.plus_millis(d.as_millis()));
+            Ok(Outcome::Suspend { message, timeout_at })
+        }
+        StepKind::Flow(call) => {
+            let inputs = match &call.inputs {
+                Some(t) => render(t, &a.context)?,
+                None => json!({}),
+            };
+            let child = sv.children.start_child(&a.compiled.version.workspace, call.name.as_str(), inputs, &a.run_id, &a.key, a.attempt, a.now).await?;
+            Ok(Outcome::ChildStarted(child))
+        }
+    }
+}
+
+async fn http(a: &Attempt, sv: &Services, h: &steward_flow::HttpStep, timeout: StdDuration) -> Result<Outcome, StepError> {
+    let ctx = &a.context;
+    let url = match render(&h.url, ctx)? {
+        Value::String(s) => s,
+        other => return Err(StepError::new(ErrorKind::Input, format!("`url` must be a string, got {}", kind_of(&other)))),
+    };
+    let pairs = |m: &indexmap::IndexMap<String, Template>| -> Result<Vec<(String, Value)>, StepError> {
+        m.iter().map(|(k, t)| Ok((k.clone(), render(t, ctx)?))).collect()
+    };
+    let body = if let Some(j) = &h.json {
+        Body::Json(render(j, ctx)?)
+    } else if let Some(f) = &h.form {
+        Body::Form(pairs(f)?)
+    } else if let Some(b) = &h.body {
+        Body::Raw(render(b, ctx)?)
+    } else {
+        Body::None
+    };
+    let req = Request {
+        method: h.method.as_str().to_owned(),
+        url,
+        headers: pairs(&h.headers)?,
+        query: pairs(&h.query)?,
+        body,
+        expect: h.expect.clone(),
+        idempotency_key: idempotency_key(&a.run_id, &a.key),
+    };
+    match sv.http.send(&req, timeout).await {
+        Ok(out) => Ok(Outcome::Succeeded(out)),
+        Err(HttpError::Status { status, message, .. }) => Err(StepError::http(status, message)),
+        Err(HttpError::Timeout(m)) => Err(StepError::new(ErrorKind::Timeout, m)),
+        Err(HttpError::Network(m)) => Err(StepError::new(ErrorKind::Network, m)),
+        Err(HttpError::Input(m)) => Err(StepError::new(ErrorKind::Input, m)),
+    }
+}
+
+/// The `Idempotency-Key` of a step instance: the same for every attempt of it in a run.
+pub fn idempotency_key(run_id: &str, key: &str) -> String {
+    format!("{run_id}:{key}")
+}
+
+async fn code(a: &Attempt, sv: &Services, c: &steward_flow::CodeStep, timeout: StdDuration) -> Result<Outcome, StepError> {
+    let mut limits = sv.code_limits.clone();
+    limits.memory_bytes = (c.memory_mb as usize).saturating_mul(1024 * 1024);
+    limits.cpu_time = limits.cpu_time.min(timeout);
+    let (source, ctx) = (c.source.clone(), a.context.clone());
+    let result = with_timeout(timeout, tokio::task::spawn_blocking(move || steward_steps::code::run(&source, &ctx, &limits))).await?;
+    match result.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))? {
+        Ok(v) => Ok(Outcome::Succeeded(v)),
+        Err(e @ (CodeError::MemoryLimit { .. } | CodeError::CpuLimit { .. })) => Err(StepError::new(ErrorKind::Limit, e.to_string())),
+        Err(e) => Err(StepError::new(ErrorKind::Code, e.to_string())),
+    }
+}
+
+async fn with_timeout<T>(timeout: StdDuration, fut: impl Future<Output = T>) -> Result<T, StepError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| StepError::new(ErrorKind::Timeout, format!("the step did not finish within {}ms", timeout.as_millis())))
+}
+
+fn render(t: &Template, ctx: &Value) -> Result<Value, StepError> {
+    t.render(ctx).map_err(expr_error)
+}
+
+fn expr_error(e: steward_flow::EvalError) -> StepError {
+    StepError::new(ErrorKind::Expression, e.to_string())
+}
+
+/// jq truthiness: everything but `false` and `null` is true.
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A wait's `until`: milliseconds since the epoch, or an RFC 3339 time.
+fn parse_time(v: &Value) -> Result<Timestamp, StepError> {
+    match v {
+        Value::Number(n) => n.as_i64().map(Timestamp).ok_or_else(|| StepError::new(ErrorKind::Input, format!("`until` {n} is not a time in milliseconds"))),
+        Value::String(s) => humantime::parse_rfc3339_weak(s)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp(d.as_millis() as i64))
+            .ok_or_else(|| StepError::new(ErrorKind::Input, format!("`until` {s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z"))),
+        other => Err(StepError::new(ErrorKind::Input, format!("`until` must be a time, got {}", kind_of(other)))),
+    }
+}
