@@ -1,1 +1,81 @@
-fn main() {}
+//! The `steward` binary: parses the command line and wires the store, the executor and the
+//! command that was asked for. It holds no logic of its own beyond that wiring and printing.
+
+mod cli;
+mod local;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, about = "Delegate work to durable flows and agents, and keep your data.")]
+struct Args {
+    /// Where the embedded SQLite database lives.
+    #[arg(long, global = true, env = "STEWARD_DATA_DIR", default_value = ".steward")]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL (postgres://...) to use instead of the embedded SQLite database.
+    #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "STEWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a flow file on the local store and print its output.
+    Run(cli::run::RunArgs),
+    /// Check flow files without running them.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a JSON Schema.
+    Schema {
+        #[arg(value_parser = ["flow"])]
+        what: String,
+    },
+    /// Manage stored flows.
+    #[command(subcommand)]
+    Flows(cli::flows::FlowsCommand),
+    /// Inspect and control runs.
+    #[command(subcommand)]
+    Runs(cli::runs::RunsCommand),
+    /// Execute queued runs until stopped (scale out against a shared PostgreSQL database).
+    Worker(cli::worker::WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    local::init_logging(&args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let location = local::Location { data_dir: args.data_dir, database_url: args.database_url };
+    let result = runtime.block_on(async move {
+        match args.command {
+            Command::Run(a) => cli::run::run(&location, a).await,
+            Command::Validate { files } => cli::flows::validate(&files),
+            Command::Schema { .. } => cli::flows::schema(),
+            Command::Flows(c) => cli::flows::command(&location, c).await,
+            Command::Runs(c) => cli::runs::command(&location, c).await,
+            Command::Worker(a) => cli::worker::run(&location, a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

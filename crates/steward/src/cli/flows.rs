@@ -1,0 +1,162 @@
+//! `steward validate`, `steward schema flow`, `steward flows apply|list`, and loading flow
+//! files into the store (shared with `steward run`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use sha2::{Digest, Sha256};
+use steward_flow::{LoadedFlow, Step, StepKind};
+use steward_store::{DEFAULT_WORKSPACE, FlowVersion, NewFlowVersion, Store};
+
+use crate::local::Location;
+
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Validate flow files and store each as a new version (unchanged files keep their version).
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored flows.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A flow file that failed validation; its message names file, line and column.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Reads and fully validates a flow file, including the syntax of its JavaScript.
+pub fn load_file(path: &Path) -> anyhow::Result<(LoadedFlow, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let loaded = steward_flow::load(&name, &text).map_err(|e| Invalid(e.to_string()))?;
+    let mut problems = Vec::new();
+    check_code(&loaded.flow.steps, &mut problems);
+    if !problems.is_empty() {
+        return Err(Invalid(steward_flow::located_error(&name, &loaded.locations, problems).to_string()).into());
+    }
+    Ok((loaded, text))
+}
+
+fn check_code(steps: &[Step], problems: &mut Vec<(steward_flow::Path, String)>) {
+    let limits = steward_steps::code::SandboxLimits::default();
+    for s in steps {
+        if let StepKind::Code(c) = &s.kind {
+            if let Err(e) = steward_steps::code::check(&c.source, &limits) {
+                problems.push((s.path.key("code"), e.to_string()));
+            }
+        }
+        for block in steward_flow::children(s) {
+            check_code(block, problems);
+        }
+    }
+}
+
+/// Validates and stores a flow file, and the flows it calls that are not stored yet when a
+/// file `<name>.yaml` (or `.yml`, `.json`) sits next to it.
+pub async fn apply_file(store: &Arc<dyn Store>, path: &Path, now: steward_engine::Timestamp) -> anyhow::Result<FlowVersion> {
+    let (loaded, text) = load_file(path)?;
+    for called in called_flows(&loaded.flow.steps) {
+        if store.latest_version(DEFAULT_WORKSPACE, &called).await?.is_some() {
+            continue;
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(file) = ["yaml", "yml", "json"].iter().map(|ext| dir.join(format!("{called}.{ext}"))).find(|p| p.exists()) {
+            Box::pin(apply_file(store, &file, now)).await?;
+        }
+    }
+    let new = NewFlowVersion {
+        workspace: DEFAULT_WORKSPACE.to_owned(),
+        name: loaded.flow.name.to_string(),
+        file_name: path.display().to_string(),
+        digest: format!("{:x}", Sha256::digest(text.as_bytes())),
+        source: text,
+        concurrency: loaded.flow.concurrency,
+        now,
+    };
+    Ok(store.save_version(new).await?)
+}
+
+fn called_flows(steps: &[Step]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in steps {
+        if let StepKind::Flow(c) = &s.kind {
+            out.push(c.name.to_string());
+        }
+        for block in steward_flow::children(s) {
+            out.extend(called_flows(block));
+        }
+    }
+    out
+}
+
+pub fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for f in files {
+        match load_file(f) {
+            Ok((loaded, _)) => eprintln!("{}: ok ({} steps)", f.display(), loaded.flow.steps.len()),
+            Err(e) => {
+                ok = false;
+                eprintln!("{e:#}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+pub fn schema() -> anyhow::Result<ExitCode> {
+    super::print_json(&steward_flow::flow_schema())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn command(location: &Location, cmd: FlowsCommand) -> anyhow::Result<ExitCode> {
+    let store = location.open().await?;
+    match cmd {
+        FlowsCommand::Apply { files, json } => {
+            let now = crate::cli::runs::now();
+            let mut applied = Vec::new();
+            for f in &files {
+                match apply_file(&store, f, now).await {
+                    Ok(v) => applied.push(v),
+                    Err(e) if e.is::<Invalid>() => {
+                        eprintln!("{e:#}");
+                        return Ok(ExitCode::from(2));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if json {
+                let out: Vec<_> = applied.iter().map(|v| serde_json::json!({"name": v.name, "version": v.version, "id": v.id})).collect();
+                super::print_json(&out)?;
+            } else {
+                applied.iter().for_each(|v| println!("{} version {}", v.name, v.version));
+            }
+        }
+        FlowsCommand::List { json } => {
+            let flows = store.list_flows(DEFAULT_WORKSPACE).await?;
+            if json {
+                super::print_json(&flows)?;
+            } else {
+                println!("{:<32} {:>7}", "NAME", "VERSION");
+                flows.iter().for_each(|f| println!("{:<32} {:>7}", f.name, f.latest_version));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

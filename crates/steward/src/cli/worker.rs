@@ -1,0 +1,47 @@
+//! `steward worker`: an executor without the API, until interrupted (SIGINT or SIGTERM).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::local::{self, Location};
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// How many runs this worker drives at once.
+    #[arg(long, env = "STEWARD_MAX_RUNS", default_value_t = 256)]
+    pub max_runs: usize,
+}
+
+pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let store = location.open().await?;
+    let executor = local::executor(store, args.max_runs)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn({
+        let executor = executor.clone();
+        async move { executor.run(stop_rx).await }
+    });
+    tracing::info!("worker started");
+    eprintln!("worker started; stop with Ctrl-C");
+    shutdown_signal().await;
+    eprintln!("stopping: letting in-flight steps finish");
+    let _ = stop.send(true);
+    worker.await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
