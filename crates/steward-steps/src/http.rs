@@ -199,11 +199,21 @@ pub fn display_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
             u.set_query(None);
+            u.set_fragment(None);
             let _ = u.set_password(None);
             let _ = u.set_username("");
             u.to_string()
         }
-        Err(_) => raw.split('?').next().unwrap_or_default().chars().take(200).collect(),
+        Err(_) => {
+            let cut = raw.split(['?', '#']).next().unwrap_or_default();
+            // Drop anything that looks like `user:password@` in front of the host.
+            let (scheme, rest) = cut.split_once("://").unwrap_or(("", cut));
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            let slash = if path.is_empty() && !rest.contains('/') { "" } else { "/" };
+            format!("{scheme}{sep}{host}{slash}{path}").chars().take(200).collect()
+        }
     }
 }
 
