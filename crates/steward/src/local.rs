@@ -30,8 +30,12 @@ impl Location {
 }
 
 pub fn executor(store: Arc<dyn Store>, max_runs: usize) -> anyhow::Result<Executor> {
-    let owner = format!("{}-{}", hostname(), std::process::id());
-    let opts = ExecutorOptions { owner, max_runs, ..ExecutorOptions::default() };
+    executor_with(store, max_runs, ExecutorOptions::default().lease)
+}
+
+pub fn executor_with(store: Arc<dyn Store>, max_runs: usize, lease: std::time::Duration) -> anyhow::Result<Executor> {
+    let owner = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::now_v7().simple());
+    let opts = ExecutorOptions { owner, max_runs, lease, ..ExecutorOptions::default() };
     Executor::new(store, opts).context("cannot start the executor")
 }
 

@@ -12,11 +12,19 @@ pub struct WorkerArgs {
     /// How many runs this worker drives at once.
     #[arg(long, env = "STEWARD_MAX_RUNS", default_value_t = 256)]
     pub max_runs: usize,
+    /// How long a claimed run stays with this worker without a heartbeat; a run of a worker
+    /// that died is taken over after this long.
+    #[arg(long, env = "STEWARD_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub lease: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    steward_flow::Duration::parse(s).map(|d| d.as_std())
 }
 
 pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let store = location.open().await?;
-    let executor = local::executor(store, args.max_runs)?;
+    let executor = local::executor_with(store, args.max_runs, args.lease)?;
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn({
         let executor = executor.clone();
