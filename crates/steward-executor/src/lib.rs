@@ -285,11 +285,10 @@ impl Executor {
 impl Inner {
     pub(crate) async fn signal_local(&self, workspace: &str, run_id: &str, signal: &Signal) -> Result<(), Error> {
         self.store.signal(workspace, run_id, signal, self.clock.now()).await?;
-        if let Ok(active) = self.active.lock() {
-            if let Some(a) = active.get(run_id) {
+        if let Ok(active) = self.active.lock()
+            && let Some(a) = active.get(run_id) {
                 a.poke.notify_one();
             }
-        }
         Ok(())
     }
 }

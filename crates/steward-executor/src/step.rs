@@ -49,11 +49,10 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
         .and_then(|(_, id)| steward_flow::StepId::parse(id).ok())
         .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{}`", a.key)))?;
     let step = a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
-    if let Some(guard) = &step.guard {
-        if !truthy(&guard.0.eval(&a.context).map_err(expr_error)?) {
+    if let Some(guard) = &step.guard
+        && !truthy(&guard.0.eval(&a.context).map_err(expr_error)?) {
             return Ok(Outcome::Skipped);
         }
-    }
     let timeout = step.timeout.map_or(DEFAULT_TIMEOUT, |d| d.as_std());
     match &step.kind {
         StepKind::Transform(e) => {

@@ -11,6 +11,7 @@ use steward_executor::{Executor, ExecutorOptions};
 use steward_store::{DEFAULT_WORKSPACE, FlowVersion, NewFlowVersion, RunRecord, Store};
 use tokio::sync::watch;
 
+#[allow(missing_debug_implementations, reason = "test harness")]
 pub struct Harness {
     pub store: Arc<dyn Store>,
     pub executor: Executor,

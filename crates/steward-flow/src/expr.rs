@@ -57,11 +57,10 @@ fn denied_use(source: &str) -> Option<(usize, &'static str)> {
             }
             let prev = source[..start].trim_end().as_bytes().last().copied();
             let word = &source[start..i];
-            if !matches!(prev, Some(b'.' | b'$')) {
-                if let Some(name) = DENIED.iter().find(|d| **d == word) {
+            if !matches!(prev, Some(b'.' | b'$'))
+                && let Some(name) = DENIED.iter().find(|d| **d == word) {
                     return Some((start, name));
                 }
-            }
             continue;
         }
         i += 1;

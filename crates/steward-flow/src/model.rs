@@ -87,7 +87,7 @@ pub struct Step {
 
 #[derive(Debug, Clone)]
 pub enum StepKind {
-    Http(HttpStep),
+    Http(Box<HttpStep>),
     Transform(Condition),
     Code(CodeStep),
     Branch(BranchStep),

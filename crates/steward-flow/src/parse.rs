@@ -140,7 +140,7 @@ impl Reader<'_, '_> {
 
     fn kind_body(&mut self, kind: &str, v: &Value, path: &Path) -> Option<StepKind> {
         Some(match kind {
-            "http" => StepKind::Http(self.http(v, path)?),
+            "http" => StepKind::Http(Box::new(self.http(v, path)?)),
             "transform" => StepKind::Transform(self.transform(v, path)?),
             "code" => StepKind::Code(self.code(v, path)?),
             "branch" => StepKind::Branch(self.branch(v, path)?),

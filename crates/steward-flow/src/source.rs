@@ -215,11 +215,10 @@ fn scalar_value(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     if style != TScalarStyle::Plain {
         return Value::String(text);
     }
-    if let Some(tag) = tag {
-        if tag.suffix == "str" {
+    if let Some(tag) = tag
+        && tag.suffix == "str" {
             return Value::String(text);
         }
-    }
     match Yaml::from_str(&text) {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(b),

@@ -185,11 +185,10 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
                 let start = stack.iter().position(|x| *x == d).unwrap_or(0);
                 return Some(stack[start..].to_vec());
             }
-            if state[d] == 0 {
-                if let Some(c) = dfs(d, deps, state, stack) {
+            if state[d] == 0
+                && let Some(c) = dfs(d, deps, state, stack) {
                     return Some(c);
                 }
-            }
         }
         stack.pop();
         state[n] = 2;
@@ -248,11 +247,10 @@ pub fn source_refs(src: &str) -> BTreeSet<String> {
     while let Some(i) = rest.find(".steps") {
         let before_ok = i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_');
         let after = &rest[i + ".steps".len()..];
-        if before_ok {
-            if let Some(id) = leading_ref(after) {
+        if before_ok
+            && let Some(id) = leading_ref(after) {
                 out.insert(id);
             }
-        }
         rest = after;
     }
     out

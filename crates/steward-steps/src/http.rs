@@ -112,10 +112,10 @@ impl HttpClient {
             let value = HeaderValue::from_str(&text(v)).map_err(|_| HttpError::Input(format!("the value of header `{k}` is not valid in a header")))?;
             headers.insert(name, value);
         }
-        if !headers.contains_key("idempotency-key") {
-            if let Ok(v) = HeaderValue::from_str(&req.idempotency_key) {
-                headers.insert("idempotency-key", v);
-            }
+        if !headers.contains_key("idempotency-key")
+            && let Ok(v) = HeaderValue::from_str(&req.idempotency_key)
+        {
+            headers.insert("idempotency-key", v);
         }
         let mut builder = self.client.request(method, url).headers(headers.clone());
         builder = match &req.body {
@@ -226,5 +226,5 @@ fn text(v: &Value) -> String {
 }
 
 fn humanize(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }

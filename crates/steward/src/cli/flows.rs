@@ -57,11 +57,10 @@ pub fn load_file(path: &Path) -> anyhow::Result<(LoadedFlow, String)> {
 fn check_code(steps: &[Step], problems: &mut Vec<(steward_flow::Path, String)>) {
     let limits = steward_steps::code::SandboxLimits::default();
     for s in steps {
-        if let StepKind::Code(c) = &s.kind {
-            if let Err(e) = steward_steps::code::check(&c.source, &limits) {
+        if let StepKind::Code(c) = &s.kind
+            && let Err(e) = steward_steps::code::check(&c.source, &limits) {
                 problems.push((s.path.key("code"), e.to_string()));
             }
-        }
         for block in steward_flow::children(s) {
             check_code(block, problems);
         }

@@ -79,11 +79,10 @@ pub async fn follow(executor: Executor, mut progress: broadcast::Receiver<stewar
                 Ok(p) if p.run_id == run_id => {
                     for entry in p.entries.iter() {
                         display.show(entry);
-                        if let Event::StepSuspended { key, .. } = &entry.event {
-                            if !json {
+                        if let Event::StepSuspended { key, .. } = &entry.event
+                            && !json {
                                 eprintln!("  approve with: steward runs approve {run_id} {key}   (or reject)");
                             }
-                        }
                     }
                     if p.entries.iter().any(|e| matches!(e.event, Event::RunFinished { .. })) {
                         break;
