@@ -1,0 +1,9 @@
+//! The checks, by topic. Each is an `async fn(&TestDb)` that the conformance macro runs on
+//! both backends.
+
+pub mod claims;
+pub mod concurrency;
+pub mod flows;
+pub mod journal;
+pub mod listing;
+pub mod signals;

@@ -1,0 +1,99 @@
+//! Conformance suite: every check runs against SQLite (a temporary file) and PostgreSQL
+//! (a fresh schema on `STEWARD_TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). PostgreSQL tests fail when the server is down.
+//!
+//! The checks live in `checks/`, one `async fn name(db: &TestDb)` each; `conformance!`
+//! generates `sqlite::<topic>::name` and `postgres::<topic>::name` tests from the list below.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod checks;
+mod support;
+
+use support::WS;
+
+macro_rules! conformance {
+    ($($topic:ident: [$($name:ident),* $(,)?]),* $(,)?) => {
+        mod sqlite {
+            $(
+                mod $topic {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                        async fn $name() {
+                            let db = crate::support::TestDb::sqlite().await;
+                            crate::checks::$topic::$name(&db).await;
+                            db.cleanup().await;
+                        }
+                    )*
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                mod $topic {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                        async fn $name() {
+                            let db = crate::support::TestDb::postgres().await;
+                            crate::checks::$topic::$name(&db).await;
+                            db.cleanup().await;
+                        }
+                    )*
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    flows: [
+        save_version_numbers_and_dedupes,
+        save_version_keeps_fields,
+        latest_version_and_list_flows,
+        migrations_are_idempotent,
+    ],
+    journal: [
+        create_run_and_journal_round_trip,
+        create_run_rejects_bad_input,
+        append_conflicts_write_nothing,
+        append_finishing_clears_lease_and_wake,
+        rewrite_events_replaces_payloads,
+    ],
+    claims: [
+        claim_respects_wake_at_leases_limit_and_order,
+        expired_lease_is_claimable_by_another_owner,
+        concurrent_claims_never_overlap,
+        heartbeat_extends_and_reports_lost_leases,
+        release_with_future_wake_at,
+        next_due_accounts_for_leases,
+    ],
+    concurrency: [
+        concurrency_limit_caps_leased_runs,
+        concurrency_limit_within_one_claim,
+        concurrency_limit_holds_under_concurrent_claims,
+        concurrency_limit_holds_for_simultaneous_claims,
+    ],
+    signals: [
+        signal_wakes_released_run_until_consumed,
+        signal_while_leased_keeps_lease_and_survives_release,
+        signal_on_unknown_run_is_not_found,
+        wakeup_waits_for_work_or_timeout,
+    ],
+    listing: [
+        list_runs_filters_and_pages,
+        workspaces_are_isolated,
+    ],
+}
+
+/// `open` takes a plain path too, creating missing directories.
+#[tokio::test]
+async fn open_accepts_a_plain_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a").join("b").join("steward.db");
+    let store = steward_store_sql::open(path.to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(store.list_flows(WS).await.unwrap().is_empty());
+    assert!(path.exists());
+}

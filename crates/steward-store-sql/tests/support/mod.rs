@@ -1,0 +1,207 @@
+//! Fixtures for the conformance suite: a store on either backend, and record builders.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use steward_engine::{Entry, Event, RunStatus, Timestamp};
+use steward_store::{Append, FlowVersion, NewFlowVersion, NewRun, RunUpdate, Store};
+use steward_store_sql::{PgStore, SqliteStore};
+use tempfile::TempDir;
+
+pub const WS: &str = "default";
+pub const OTHER: &str = "other";
+/// A fixed clock: the store never reads time itself.
+pub const T0: i64 = 1_700_000_000_000;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A store under test, and how to open another handle on the same data.
+pub struct TestDb {
+    pub store: Arc<dyn Store>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite { _dir: TempDir, path: PathBuf },
+    Postgres { url: String, schema: String },
+}
+
+impl TestDb {
+    /// A new database file in a directory that does not exist yet.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested").join("steward.db");
+        let store = SqliteStore::open(&path).await.expect("open SQLite");
+        Self {
+            store: Arc::new(store),
+            backend: Backend::Sqlite { _dir: dir, path },
+        }
+    }
+
+    /// A new schema on the test server; fails the test when the server is unreachable.
+    pub async fn postgres() -> Self {
+        let url = std::env::var("STEWARD_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let store = PgStore::connect_schema(&url, &schema)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set STEWARD_TEST_DATABASE_URL): {e}"));
+        Self {
+            store: Arc::new(store),
+            backend: Backend::Postgres { url, schema },
+        }
+    }
+
+    /// Another store on the same data, opened (and migrated) from scratch.
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                steward_store_sql::open(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("reopen SQLite")
+            }
+            Backend::Postgres { url, schema } => Arc::new(
+                PgStore::connect_schema(url, schema)
+                    .await
+                    .expect("reconnect PostgreSQL"),
+            ),
+        }
+    }
+
+    pub async fn cleanup(self) {
+        drop(self.store);
+        if let Backend::Postgres { url, schema } = self.backend {
+            let mut conn = PgConnection::connect(&url)
+                .await
+                .expect("connect for cleanup");
+            let drop_schema = format!(r#"DROP SCHEMA "{schema}" CASCADE"#);
+            sqlx::query(AssertSqlSafe(drop_schema))
+                .execute(&mut conn)
+                .await
+                .expect("drop test schema");
+        }
+    }
+}
+
+pub fn at(ms: i64) -> Timestamp {
+    Timestamp(ms)
+}
+
+pub fn new_version(workspace: &str, name: &str, digest: &str, now: i64) -> NewFlowVersion {
+    NewFlowVersion {
+        workspace: workspace.to_owned(),
+        name: name.to_owned(),
+        file_name: format!("flows/{name}.yaml"),
+        source: format!("source of {name} {digest}"),
+        digest: digest.to_owned(),
+        concurrency: None,
+        now: at(now),
+    }
+}
+
+pub async fn save(
+    store: &dyn Store,
+    workspace: &str,
+    name: &str,
+    digest: &str,
+    now: i64,
+) -> FlowVersion {
+    store
+        .save_version(new_version(workspace, name, digest, now))
+        .await
+        .expect("save_version")
+}
+
+pub fn new_run(version: &FlowVersion, now: i64) -> NewRun {
+    NewRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace: version.workspace.clone(),
+        flow_version_id: version.id.clone(),
+        inputs: json!({"n": 1, "name": "ünï"}),
+        parent: None,
+        concurrency_key: None,
+        concurrency_limit: None,
+        now: at(now),
+    }
+}
+
+pub fn started(run: &NewRun) -> Event {
+    Event::RunStarted {
+        run_id: run.id.clone(),
+        inputs: run.inputs.clone(),
+    }
+}
+
+/// Creates a run of `version` due at `now`, journal `[RunStarted]`; returns its id.
+pub async fn create(store: &dyn Store, version: &FlowVersion, now: i64) -> String {
+    let run = new_run(version, now);
+    store
+        .create_run(run.clone(), &[started(&run)])
+        .await
+        .expect("create_run");
+    run.id
+}
+
+/// `events` as journal entries numbered from `first`.
+pub fn entries(first: u64, now: i64, events: &[Event]) -> Vec<Entry> {
+    (first..)
+        .zip(events)
+        .map(|(seq, event)| Entry {
+            seq,
+            at: at(now),
+            event: event.clone(),
+        })
+        .collect()
+}
+
+pub fn append<'a>(
+    run_id: &'a str,
+    owner: &'a str,
+    after_seq: u64,
+    entries: &'a [Entry],
+    update: RunUpdate,
+    now: i64,
+) -> Append<'a> {
+    Append {
+        run_id,
+        owner,
+        after_seq,
+        entries,
+        update,
+        now: at(now),
+    }
+}
+
+/// Appends `RunFinished` with `status` as `owner`.
+pub async fn finish(
+    store: &dyn Store,
+    run_id: &str,
+    owner: &str,
+    after_seq: u64,
+    status: RunStatus,
+    now: i64,
+) {
+    let last = entries(
+        after_seq + 1,
+        now,
+        &[Event::RunFinished {
+            status,
+            output: None,
+            error: None,
+        }],
+    );
+    let update = RunUpdate {
+        status: Some(status),
+        ..RunUpdate::default()
+    };
+    store
+        .append(append(run_id, owner, after_seq, &last, update, now))
+        .await
+        .expect("finish run");
+}
+
+pub fn ids(runs: &[steward_store::RunRecord]) -> Vec<String> {
+    runs.iter().map(|r| r.id.clone()).collect()
+}
