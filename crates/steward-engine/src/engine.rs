@@ -28,7 +28,10 @@ pub enum Outcome {
     /// A wait step waits until this time.
     WaitUntil(Timestamp),
     /// An approval step asks a person.
-    Suspend { message: Option<String>, timeout_at: Option<Timestamp> },
+    Suspend {
+        message: Option<String>,
+        timeout_at: Option<Timestamp>,
+    },
     /// A flow step started its child run.
     ChildStarted(String),
 }
@@ -118,7 +121,10 @@ impl<'p> Engine<'p> {
         for key in running {
             let interruptions = tx.state.steps[&key].interruptions;
             if interruptions + 1 >= MAX_INTERRUPTIONS {
-                let e = StepError::new(ErrorKind::Interrupted, format!("the executor stopped during this step {MAX_INTERRUPTIONS} times"));
+                let e = StepError::new(
+                    ErrorKind::Interrupted,
+                    format!("the executor stopped during this step {MAX_INTERRUPTIONS} times"),
+                );
                 tx.fail_step(&key, e, false);
             } else {
                 tx.emit(Event::StepInterrupted { key });
@@ -134,7 +140,8 @@ impl<'p> Engine<'p> {
             return Vec::new();
         }
         tx.emit(Event::RunCancelled { reason: reason.to_owned() });
-        let open: Vec<String> = tx.state.steps.iter().filter(|(_, s)| !s.status.is_terminal()).map(|(k, _)| k.clone()).collect();
+        let open: Vec<String> =
+            tx.state.steps.iter().filter(|(_, s)| !s.status.is_terminal()).map(|(k, _)| k.clone()).collect();
         for key in open {
             tx.emit(Event::StepCancelled { key });
         }
@@ -166,7 +173,13 @@ impl<'p> Engine<'p> {
     }
 
     /// A child run started by a flow step finished.
-    pub fn child_finished(&self, state: &mut RunState, key: &str, result: Result<Value, StepError>, now: Timestamp) -> Vec<Event> {
+    pub fn child_finished(
+        &self,
+        state: &mut RunState,
+        key: &str,
+        result: Result<Value, StepError>,
+        now: Timestamp,
+    ) -> Vec<Event> {
         let mut tx = Tx::new(self.plan, state, now);
         if tx.status(key) == Some(StepStatus::AwaitingChild) {
             match result {
@@ -179,7 +192,12 @@ impl<'p> Engine<'p> {
     }
 
     /// Finishes a run whose steps are done, with the rendered flow output.
-    pub fn finish(&self, state: &mut RunState, output: Result<Value, StepError>, now: Timestamp) -> Vec<Event> {
+    pub fn finish(
+        &self,
+        state: &mut RunState,
+        output: Result<Value, StepError>,
+        now: Timestamp,
+    ) -> Vec<Event> {
         let mut tx = Tx::new(self.plan, state, now);
         if Engine::new(self.plan).needs_output(tx.state) {
             tx.emit(match output {
@@ -252,7 +270,9 @@ impl<'a> Tx<'a> {
             Outcome::Branch(case) => self.emit(Event::BranchTaken { key: k, case }),
             Outcome::Items(items) => self.emit(Event::ItemsResolved { key: k, items }),
             Outcome::WaitUntil(until) => self.emit(Event::StepWaiting { key: k, until }),
-            Outcome::Suspend { message, timeout_at } => self.emit(Event::StepSuspended { key: k, message, timeout_at }),
+            Outcome::Suspend { message, timeout_at } => {
+                self.emit(Event::StepSuspended { key: k, message, timeout_at })
+            }
             Outcome::ChildStarted(id) => self.emit(Event::ChildStarted { key: k, child_run_id: id }),
         }
     }
@@ -273,13 +293,20 @@ impl<'a> Tx<'a> {
         error.step.get_or_insert_with(|| key.to_owned());
         match node.on_error {
             ErrorMode::Fail => self.emit(Event::StepFailed { key: key.to_owned(), error, continued: false }),
-            ErrorMode::Continue => self.emit(Event::StepFailed { key: key.to_owned(), error, continued: true }),
+            ErrorMode::Continue => {
+                self.emit(Event::StepFailed { key: key.to_owned(), error, continued: true })
+            }
             ErrorMode::Handle(_) => self.emit(Event::HandlerStarted { key: key.to_owned(), error }),
         }
     }
 
     fn approval(&mut self, key: &str, approved: bool, by: &str, reason: Option<String>) {
-        self.emit(Event::ApprovalDecided { key: key.to_owned(), approved, by: by.to_owned(), reason: reason.clone() });
+        self.emit(Event::ApprovalDecided {
+            key: key.to_owned(),
+            approved,
+            by: by.to_owned(),
+            reason: reason.clone(),
+        });
         if approved {
             let output = json!({ "approved": true, "by": by, "reason": reason });
             self.emit(Event::StepSucceeded { key: key.to_owned(), output });
@@ -298,13 +325,8 @@ impl<'a> Tx<'a> {
                 return;
             }
             self.fire_timers();
-            let open: Vec<String> = self
-                .state
-                .blocks
-                .iter()
-                .filter(|(_, b)| !b.done)
-                .map(|(k, _)| k.clone())
-                .collect();
+            let open: Vec<String> =
+                self.state.blocks.iter().filter(|(_, b)| !b.done).map(|(k, _)| k.clone()).collect();
             for id in open {
                 self.advance_block(&id);
                 if self.state.is_finished() {
@@ -331,12 +353,20 @@ impl<'a> Tx<'a> {
                 StepStatus::Retrying => self.emit(Event::StepScheduled { key }),
                 StepStatus::Waiting => {
                     let until = self.state.steps[&key].wake_at.unwrap_or(self.now);
-                    self.emit(Event::StepSucceeded { key, output: json!({ "waited_until": until.millis() }) });
+                    self.emit(Event::StepSucceeded {
+                        key,
+                        output: json!({ "waited_until": until.millis() }),
+                    });
                 }
                 StepStatus::Suspended => {
                     let node = self.plan.node(self.state.steps[&key].node);
                     let approve = matches!(node.kind, NodeKind::Approval { approve_on_timeout: true });
-                    self.approval(&key, approve, "timeout", Some("no decision before the timeout".to_owned()));
+                    self.approval(
+                        &key,
+                        approve,
+                        "timeout",
+                        Some("no decision before the timeout".to_owned()),
+                    );
                 }
                 _ => {}
             }
@@ -349,7 +379,10 @@ impl<'a> Tx<'a> {
         let nodes = &self.plan.blocks[b.block].nodes;
         let key_of = |n: NodeId| format!("{}{}", b.prefix, self.plan.node(n).id);
         let failed = nodes.iter().map(|n| key_of(*n)).find_map(|k| {
-            self.state.step(&k).filter(|s| s.status == StepStatus::Failed && !s.continued).map(|s| s.error.clone())
+            self.state
+                .step(&k)
+                .filter(|s| s.status == StepStatus::Failed && !s.continued)
+                .map(|s| s.error.clone())
         });
         if let Some(error) = failed {
             let error = error.unwrap_or_else(|| StepError::new(ErrorKind::Internal, "a step failed"));
@@ -364,9 +397,12 @@ impl<'a> Tx<'a> {
                 Some(_) => all_done = false,
                 None => {
                     all_done = false;
-                    let deps_done = self.plan.node(n).deps.iter().all(|d| {
-                        self.state.step(&key_of(*d)).is_some_and(|s| s.lets_dependents_run())
-                    });
+                    let deps_done = self
+                        .plan
+                        .node(n)
+                        .deps
+                        .iter()
+                        .all(|d| self.state.step(&key_of(*d)).is_some_and(|s| s.lets_dependents_run()));
                     if deps_done {
                         self.emit(Event::StepScheduled { key });
                     }
@@ -374,7 +410,8 @@ impl<'a> Tx<'a> {
             }
         }
         if all_done {
-            let output = nodes.last().and_then(|n| self.state.step(&key_of(*n))).and_then(|s| s.output.clone());
+            let output =
+                nodes.last().and_then(|n| self.state.step(&key_of(*n))).and_then(|s| s.output.clone());
             self.close_block(id, Ok(output.unwrap_or(Value::Null)));
         }
     }
@@ -388,15 +425,23 @@ impl<'a> Tx<'a> {
             match result {
                 // The executor renders the flow's output, then calls `finish`.
                 Ok(_) if self.plan.has_output => {}
-                Ok(v) => self.emit(Event::RunFinished { status: RunStatus::Succeeded, output: Some(v), error: None }),
-                Err(e) => self.emit(Event::RunFinished { status: RunStatus::Failed, output: None, error: Some(e) }),
+                Ok(v) => self.emit(Event::RunFinished {
+                    status: RunStatus::Succeeded,
+                    output: Some(v),
+                    error: None,
+                }),
+                Err(e) => {
+                    self.emit(Event::RunFinished { status: RunStatus::Failed, output: None, error: Some(e) })
+                }
             }
             return;
         };
         match (b.role, result) {
             (Role::Item(_), Ok(_)) => {} // the loop collects results in advance_loops
             (Role::Case | Role::Handler, Ok(v)) => self.emit(Event::StepSucceeded { key: owner, output: v }),
-            (Role::Handler, Err(e)) => self.emit(Event::StepFailed { key: owner, error: e, continued: false }),
+            (Role::Handler, Err(e)) => {
+                self.emit(Event::StepFailed { key: owner, error: e, continued: false })
+            }
             (Role::Case | Role::Item(_), Err(e)) => {
                 self.cancel_items(&owner);
                 self.fail_step(&owner, e, false);

@@ -11,34 +11,93 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { run_id: String, inputs: Value },
+    RunStarted {
+        run_id: String,
+        inputs: Value,
+    },
     /// The step's dependencies are done; it may start.
-    StepScheduled { key: String },
+    StepScheduled {
+        key: String,
+    },
     /// An attempt began (committed before any side effect).
-    StepStarted { key: String, attempt: u32 },
-    StepSucceeded { key: String, output: Value },
+    StepStarted {
+        key: String,
+        attempt: u32,
+    },
+    StepSucceeded {
+        key: String,
+        output: Value,
+    },
     /// The step's `if` was false.
-    StepSkipped { key: String },
+    StepSkipped {
+        key: String,
+    },
     /// The attempt failed and another comes at `retry_at`.
-    StepRetrying { key: String, attempt: u32, error: StepError, retry_at: Timestamp },
+    StepRetrying {
+        key: String,
+        attempt: u32,
+        error: StepError,
+        retry_at: Timestamp,
+    },
     /// The step failed for good. With `continued`, the flow goes on regardless.
-    StepFailed { key: String, error: StepError, continued: bool },
+    StepFailed {
+        key: String,
+        error: StepError,
+        continued: bool,
+    },
     /// The executor died during the attempt; it is run again.
-    StepInterrupted { key: String },
-    StepWaiting { key: String, until: Timestamp },
+    StepInterrupted {
+        key: String,
+    },
+    StepWaiting {
+        key: String,
+        until: Timestamp,
+    },
     /// An approval step is waiting for a person.
-    StepSuspended { key: String, message: Option<String>, timeout_at: Option<Timestamp> },
-    ApprovalDecided { key: String, approved: bool, by: String, reason: Option<String> },
-    BranchTaken { key: String, case: Option<usize> },
-    ItemsResolved { key: String, items: Vec<Value> },
+    StepSuspended {
+        key: String,
+        message: Option<String>,
+        timeout_at: Option<Timestamp>,
+    },
+    ApprovalDecided {
+        key: String,
+        approved: bool,
+        by: String,
+        reason: Option<String>,
+    },
+    BranchTaken {
+        key: String,
+        case: Option<usize>,
+    },
+    ItemsResolved {
+        key: String,
+        items: Vec<Value>,
+    },
     /// A loop starts its body for item `index`.
-    ItemStarted { key: String, index: usize },
-    ChildStarted { key: String, child_run_id: String },
+    ItemStarted {
+        key: String,
+        index: usize,
+    },
+    ChildStarted {
+        key: String,
+        child_run_id: String,
+    },
     /// The step's error handler steps start.
-    HandlerStarted { key: String, error: StepError },
-    StepCancelled { key: String },
-    RunCancelled { reason: String },
-    RunFinished { status: RunStatus, output: Option<Value>, error: Option<StepError> },
+    HandlerStarted {
+        key: String,
+        error: StepError,
+    },
+    StepCancelled {
+        key: String,
+    },
+    RunCancelled {
+        reason: String,
+    },
+    RunFinished {
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<StepError>,
+    },
 }
 
 /// A run's overall status.
@@ -89,12 +148,22 @@ impl Event {
     pub fn key(&self) -> Option<&str> {
         use Event::*;
         match self {
-            StepScheduled { key } | StepStarted { key, .. } | StepSucceeded { key, .. }
-            | StepSkipped { key } | StepRetrying { key, .. } | StepFailed { key, .. }
-            | StepInterrupted { key } | StepWaiting { key, .. } | StepSuspended { key, .. }
-            | ApprovalDecided { key, .. } | BranchTaken { key, .. } | ItemsResolved { key, .. }
+            StepScheduled { key }
+            | StepStarted { key, .. }
+            | StepSucceeded { key, .. }
+            | StepSkipped { key }
+            | StepRetrying { key, .. }
+            | StepFailed { key, .. }
+            | StepInterrupted { key }
+            | StepWaiting { key, .. }
+            | StepSuspended { key, .. }
+            | ApprovalDecided { key, .. }
+            | BranchTaken { key, .. }
+            | ItemsResolved { key, .. }
             | ItemStarted { key, .. }
-            | ChildStarted { key, .. } | HandlerStarted { key, .. } | StepCancelled { key } => Some(key),
+            | ChildStarted { key, .. }
+            | HandlerStarted { key, .. }
+            | StepCancelled { key } => Some(key),
             RunStarted { .. } | RunCancelled { .. } | RunFinished { .. } => None,
         }
     }

@@ -78,7 +78,12 @@ pub const ROOT: BlockId = 0;
 
 impl Plan {
     pub fn new(flow: &Flow) -> Self {
-        let mut plan = Plan { has_output: flow.output.is_some(), nodes: Vec::new(), blocks: vec![Block::default()], by_id: HashMap::new() };
+        let mut plan = Plan {
+            has_output: flow.output.is_some(),
+            nodes: Vec::new(),
+            blocks: vec![Block::default()],
+            by_id: HashMap::new(),
+        };
         plan.add_block(ROOT, &flow.steps);
         plan
     }
@@ -123,20 +128,22 @@ impl Plan {
                     approve_on_timeout: a.on_timeout == steward_flow::TimeoutDecision::Approve,
                 },
                 StepKind::Flow(_) => NodeKind::Call,
-                StepKind::Branch(b) => {
-                    NodeKind::Branch {
-                    cases: vec![self.new_block(&b.then, me, BlockRole::Case), self.new_block(&b.otherwise, me, BlockRole::Case)],
-                }
-                }
+                StepKind::Branch(b) => NodeKind::Branch {
+                    cases: vec![
+                        self.new_block(&b.then, me, BlockRole::Case),
+                        self.new_block(&b.otherwise, me, BlockRole::Case),
+                    ],
+                },
                 StepKind::Switch(sw) => {
                     let mut cases: Vec<BlockId> =
                         sw.cases.values().map(|c| self.new_block(c, me, BlockRole::Case)).collect();
                     cases.push(self.new_block(&sw.default, me, BlockRole::Case));
                     NodeKind::Branch { cases }
                 }
-                StepKind::ForEach(f) => {
-                    NodeKind::ForEach { body: self.new_block(&f.steps, me, BlockRole::Body), parallelism: f.parallelism }
-                }
+                StepKind::ForEach(f) => NodeKind::ForEach {
+                    body: self.new_block(&f.steps, me, BlockRole::Body),
+                    parallelism: f.parallelism,
+                },
                 StepKind::Http(_) | StepKind::Transform(_) | StepKind::Code(_) => NodeKind::Task,
             };
             let on_error = match &s.on_error {

@@ -181,12 +181,12 @@ impl RunState {
                 self.finished_at = Some(at);
             }
             Event::ItemStarted { key, index } => {
-                if let Some(s) = self.steps.get(key) {
-                    if let NodeKind::ForEach { body, .. } = plan.node(s.node).kind {
-                        let prefix = format!("{key}[{index}].");
-                        let id = format!("{key}[{index}]");
-                        self.open_block(&id, body, prefix, Some(key.clone()), Role::Item(*index));
-                    }
+                if let Some(s) = self.steps.get(key)
+                    && let NodeKind::ForEach { body, .. } = plan.node(s.node).kind
+                {
+                    let prefix = format!("{key}[{index}].");
+                    let id = format!("{key}[{index}]");
+                    self.open_block(&id, body, prefix, Some(key.clone()), Role::Item(*index));
                 }
             }
             Event::BranchTaken { key, case: Some(case) } => {
@@ -204,15 +204,21 @@ impl RunState {
                     s.error = Some(error.clone());
                     if let crate::plan::ErrorMode::Handle(block) = plan.node(s.node).on_error {
                         let prefix = s.prefix.clone();
-                        self.open_block(&format!("{key}#handler"), block, prefix, Some(key.clone()), Role::Handler);
+                        self.open_block(
+                            &format!("{key}#handler"),
+                            block,
+                            prefix,
+                            Some(key.clone()),
+                            Role::Handler,
+                        );
                     }
                 }
             }
             event => {
-                if let Some(key) = event.key() {
-                    if let Some(s) = self.steps.get_mut(key) {
-                        step_event(s, event, at);
-                    }
+                if let Some(key) = event.key()
+                    && let Some(s) = self.steps.get_mut(key)
+                {
+                    step_event(s, event, at);
                 }
             }
         }
@@ -230,32 +236,35 @@ impl RunState {
         }
         let Some((prefix, id)) = split_key(key) else { return };
         let Some(node) = steward_flow::StepId::parse(id).ok().and_then(|id| plan.find(&id)) else { return };
-        self.steps.insert(key.to_owned(), StepState {
-            node,
-            prefix: prefix.to_owned(),
-            status: StepStatus::Scheduled,
-            attempt: 0,
-            next_attempt: 1,
-            interruptions: 0,
-            output: None,
-            error: None,
-            continued: false,
-            wake_at: None,
-            items: None,
-            approval_message: None,
-            child_run_id: None,
-            started_at: None,
-            finished_at: None,
-        });
+        self.steps.insert(
+            key.to_owned(),
+            StepState {
+                node,
+                prefix: prefix.to_owned(),
+                status: StepStatus::Scheduled,
+                attempt: 0,
+                next_attempt: 1,
+                interruptions: 0,
+                output: None,
+                error: None,
+                continued: false,
+                wake_at: None,
+                items: None,
+                approval_message: None,
+                child_run_id: None,
+                started_at: None,
+                finished_at: None,
+            },
+        );
     }
 
     /// Marks block instances done when their owner finished (they are no longer looked at).
     fn close_finished_blocks(&mut self, entry: &Entry) {
-        if let Some(key) = entry.event.key() {
-            if self.steps.get(key).is_some_and(|s| s.status.is_terminal()) {
-                for b in self.blocks.values_mut().filter(|b| b.owner.as_deref() == Some(key)) {
-                    b.done = true;
-                }
+        if let Some(key) = entry.event.key()
+            && self.steps.get(key).is_some_and(|s| s.status.is_terminal())
+        {
+            for b in self.blocks.values_mut().filter(|b| b.owner.as_deref() == Some(key)) {
+                b.done = true;
             }
         }
         if let Event::RunFinished { .. } = entry.event {
@@ -273,6 +282,10 @@ fn step_event(s: &mut StepState, event: &Event, at: Timestamp) {
             s.started_at.get_or_insert(at);
         }
         Event::StepSucceeded { output, .. } => {
+            // A retried attempt's error is history; a handled error stays visible.
+            if s.status != StepStatus::Handling {
+                s.error = None;
+            }
             s.status = StepStatus::Succeeded;
             s.output = Some(output.clone());
             s.wake_at = None;

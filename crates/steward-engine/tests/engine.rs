@@ -15,7 +15,8 @@ struct Sim {
 impl Sim {
     fn new(yaml: &str) -> Self {
         let flow = steward_flow::load("t.yaml", yaml).expect("valid flow").flow;
-        let mut sim = Sim { plan: Plan::new(&flow), state: RunState::default(), journal: Vec::new(), now: 1_000 };
+        let mut sim =
+            Sim { plan: Plan::new(&flow), state: RunState::default(), journal: Vec::new(), now: 1_000 };
         let events = Engine::new(&sim.plan).start(&mut sim.state, "run-1", json!({}), Timestamp(sim.now));
         sim.record(events);
         sim
@@ -41,7 +42,11 @@ impl Sim {
     /// Starts a ready step and returns its attempt number.
     fn begin(&mut self, key: &str) -> u32 {
         let plan = self.plan.clone();
-        let work = Engine::new(&plan).ready(&self.state).into_iter().find(|w| w.key == key).unwrap_or_else(|| panic!("{key} is not ready; ready: {:?}", self.ready()));
+        let work = Engine::new(&plan)
+            .ready(&self.state)
+            .into_iter()
+            .find(|w| w.key == key)
+            .unwrap_or_else(|| panic!("{key} is not ready; ready: {:?}", self.ready()));
         let events = Engine::new(&plan).begin(&mut self.state, &work, Timestamp(self.now));
         self.record(events);
         work.attempt
@@ -80,7 +85,9 @@ fn net_error() -> StepError {
 
 #[test]
 fn linear_steps_run_one_after_another_and_the_last_output_is_the_result() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, transform: '2'}\n  - {id: c, transform: '3'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, transform: '2'}\n  - {id: c, transform: '3'}\n",
+    );
     assert_eq!(sim.ready(), vec!["a"]);
     sim.run_step("a", json!(1));
     assert_eq!(sim.ready(), vec!["b"], "b waits for a, c waits for b");
@@ -93,7 +100,9 @@ fn linear_steps_run_one_after_another_and_the_last_output_is_the_result() {
 
 #[test]
 fn steps_with_empty_needs_start_together() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, needs: [], transform: '2'}\n  - {id: c, needs: [a, b], transform: '3'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, needs: [], transform: '2'}\n  - {id: c, needs: [a, b], transform: '3'}\n",
+    );
     assert_eq!(sim.ready(), vec!["a", "b"]);
     sim.run_step("b", json!(2));
     assert_eq!(sim.ready(), vec!["a"], "c still needs a");
@@ -103,7 +112,8 @@ fn steps_with_empty_needs_start_together() {
 
 #[test]
 fn a_flow_output_is_rendered_by_the_executor_before_the_run_finishes() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\noutput: '${{ .steps.a.output }}'\n");
+    let mut sim =
+        Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\noutput: '${{ .steps.a.output }}'\n");
     sim.run_step("a", json!(1));
     assert!(sim.engine().needs_output(&sim.state));
     assert_eq!(sim.state.finished, None);
@@ -115,7 +125,9 @@ fn a_flow_output_is_rendered_by_the_executor_before_the_run_finishes() {
 
 #[test]
 fn retries_wait_for_the_backoff_then_use_the_next_attempt() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 3, backoff: exponential, initial: 1s, max: 10s, jitter: false}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 3, backoff: exponential, initial: 1s, max: 10s, jitter: false}\n",
+    );
     assert_eq!(sim.begin("a"), 1);
     sim.outcome("a", Outcome::Failed(net_error()));
     assert_eq!(sim.status("a"), StepStatus::Retrying);
@@ -135,11 +147,15 @@ fn retries_wait_for_the_backoff_then_use_the_next_attempt() {
 
 #[test]
 fn errors_the_policy_does_not_select_are_not_retried() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 5, on: [http_5xx]}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 5, on: [http_5xx]}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(StepError::http(404, "not found")));
     assert_eq!(sim.state.finished, Some(RunStatus::Failed));
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 5, on: [http_5xx]}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    retry: {attempts: 5, on: [http_5xx]}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(StepError::http(503, "unavailable")));
     assert_eq!(sim.status("a"), StepStatus::Retrying);
@@ -147,7 +163,9 @@ fn errors_the_policy_does_not_select_are_not_retried() {
 
 #[test]
 fn timeouts_are_retried_by_default_policy_classes() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    timeout: 1s\n    retry: {attempts: 2, initial: 100ms, jitter: false}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    timeout: 1s\n    retry: {attempts: 2, initial: 100ms, jitter: false}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(StepError::new(ErrorKind::Timeout, "timed out after 1s")));
     assert_eq!(sim.engine().next_wake(&sim.state), Some(Timestamp(1_100)));
@@ -155,7 +173,9 @@ fn timeouts_are_retried_by_default_policy_classes() {
 
 #[test]
 fn on_error_continue_lets_dependents_run() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, transform: '1', on_error: continue}\n  - {id: b, transform: '2'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - {id: a, transform: '1', on_error: continue}\n  - {id: b, transform: '2'}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(net_error()));
     assert_eq!(sim.status("a"), StepStatus::Failed);
@@ -166,7 +186,9 @@ fn on_error_continue_lets_dependents_run() {
 
 #[test]
 fn on_error_handler_steps_recover_the_step() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    on_error:\n      steps:\n        - {id: fix, transform: '\"fixed\"'}\n  - {id: b, transform: '.steps.a.output'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    on_error:\n      steps:\n        - {id: fix, transform: '\"fixed\"'}\n  - {id: b, transform: '.steps.a.output'}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(net_error()));
     assert_eq!(sim.status("a"), StepStatus::Handling);
@@ -181,7 +203,9 @@ fn on_error_handler_steps_recover_the_step() {
 
 #[test]
 fn a_failing_handler_fails_the_step() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: a\n    transform: '1'\n    on_error:\n      steps:\n        - {id: fix, transform: '1'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: a\n    transform: '1'\n    on_error:\n      steps:\n        - {id: fix, transform: '1'}\n",
+    );
     sim.begin("a");
     sim.outcome("a", Outcome::Failed(net_error()));
     sim.begin("fix");
@@ -191,7 +215,8 @@ fn a_failing_handler_fails_the_step() {
 
 #[test]
 fn a_failure_cancels_parallel_siblings() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, needs: [], transform: '2'}\n");
+    let mut sim =
+        Sim::new("name: t\nsteps:\n  - {id: a, transform: '1'}\n  - {id: b, needs: [], transform: '2'}\n");
     sim.begin("a");
     sim.begin("b");
     sim.outcome("a", Outcome::Failed(net_error()));
@@ -216,7 +241,8 @@ fn cancelling_cancels_open_steps_and_finishes_the_run() {
 
 #[test]
 fn a_guard_that_is_false_skips_the_step_and_dependents_still_run() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - {id: a, if: 'false', transform: '1'}\n  - {id: b, transform: '2'}\n");
+    let mut sim =
+        Sim::new("name: t\nsteps:\n  - {id: a, if: 'false', transform: '1'}\n  - {id: b, transform: '2'}\n");
     sim.begin("a");
     sim.outcome("a", Outcome::Skipped);
     assert_eq!(sim.status("a"), StepStatus::Skipped);
@@ -239,9 +265,14 @@ fn waits_hold_until_their_time() {
 }
 
 fn approval_sim(extra: &str) -> Sim {
-    let mut sim = Sim::new(&format!("name: t\nsteps:\n  - id: ok\n    approval: {{ message: 'ship?'{extra} }}\n  - {{id: b, transform: '2'}}\n"));
+    let mut sim = Sim::new(&format!(
+        "name: t\nsteps:\n  - id: ok\n    approval: {{ message: 'ship?'{extra} }}\n  - {{id: b, transform: '2'}}\n"
+    ));
     sim.begin("ok");
-    sim.outcome("ok", Outcome::Suspend { message: Some("ship?".into()), timeout_at: Some(Timestamp(61_000)) });
+    sim.outcome(
+        "ok",
+        Outcome::Suspend { message: Some("ship?".into()), timeout_at: Some(Timestamp(61_000)) },
+    );
     assert_eq!(sim.status("ok"), StepStatus::Suspended);
     sim
 }
@@ -251,9 +282,14 @@ fn approval_approved_continues_with_who_and_why() {
     let mut sim = approval_sim("");
     sim.now = 5_000;
     let plan = sim.plan.clone();
-    let events = Engine::new(&plan).decide(&mut sim.state, "ok", true, "ann@example.com", Some("looks good".into()), Timestamp(5_000)).expect("suspended");
+    let events = Engine::new(&plan)
+        .decide(&mut sim.state, "ok", true, "ann@example.com", Some("looks good".into()), Timestamp(5_000))
+        .expect("suspended");
     sim.record(events);
-    assert_eq!(sim.state.step("ok").and_then(|s| s.output.clone()), Some(json!({"approved": true, "by": "ann@example.com", "reason": "looks good"})));
+    assert_eq!(
+        sim.state.step("ok").and_then(|s| s.output.clone()),
+        Some(json!({"approved": true, "by": "ann@example.com", "reason": "looks good"}))
+    );
     assert_eq!(sim.ready(), vec!["b"]);
     let again = Engine::new(&plan).decide(&mut sim.state, "ok", false, "bob", None, Timestamp(5_000));
     assert!(matches!(again, Err(EngineError::NotAwaitingApproval { .. })), "decided once only");
@@ -264,7 +300,9 @@ fn approval_rejected_fails_the_step() {
     let mut sim = approval_sim("");
     sim.now = 5_000;
     let plan = sim.plan.clone();
-    let events = Engine::new(&plan).decide(&mut sim.state, "ok", false, "bob", Some("not today".into()), Timestamp(5_000)).expect("suspended");
+    let events = Engine::new(&plan)
+        .decide(&mut sim.state, "ok", false, "bob", Some("not today".into()), Timestamp(5_000))
+        .expect("suspended");
     sim.record(events);
     assert_eq!(sim.state.finished, Some(RunStatus::Failed));
     let err = sim.state.error.clone().expect("error");
@@ -284,7 +322,9 @@ fn approval_timeout_decides_by_policy() {
 
 #[test]
 fn for_each_respects_parallelism_and_keeps_item_order() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: loop\n    for_each:\n      items: '${{ [1,2,3,4,5] }}'\n      parallelism: 2\n      steps:\n        - {id: double, transform: '.item * 2'}\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: loop\n    for_each:\n      items: '${{ [1,2,3,4,5] }}'\n      parallelism: 2\n      steps:\n        - {id: double, transform: '.item * 2'}\n",
+    );
     sim.begin("loop");
     sim.outcome("loop", Outcome::Items((1..=5).map(|i| json!(i)).collect()));
     assert_eq!(sim.ready(), vec!["loop[0].double", "loop[1].double"]);
@@ -308,7 +348,9 @@ fn for_each_respects_parallelism_and_keeps_item_order() {
 
 #[test]
 fn for_each_over_no_items_yields_an_empty_list() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: loop\n    for_each: { items: '${{ [] }}', steps: [{id: x, transform: '1'}] }\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: loop\n    for_each: { items: '${{ [] }}', steps: [{id: x, transform: '1'}] }\n",
+    );
     sim.begin("loop");
     sim.outcome("loop", Outcome::Items(vec![]));
     assert_eq!(sim.state.output, Some(json!([])));
@@ -316,7 +358,9 @@ fn for_each_over_no_items_yields_an_empty_list() {
 
 #[test]
 fn a_failing_item_fails_the_loop_and_cancels_other_items() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: loop\n    for_each: { items: '${{ [1,2] }}', parallelism: 2, steps: [{id: x, transform: '1'}] }\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: loop\n    for_each: { items: '${{ [1,2] }}', parallelism: 2, steps: [{id: x, transform: '1'}] }\n",
+    );
     sim.begin("loop");
     sim.outcome("loop", Outcome::Items(vec![json!(1), json!(2)]));
     sim.begin("loop[0].x");
@@ -342,7 +386,9 @@ fn branches_run_only_the_chosen_case() {
 
 #[test]
 fn a_switch_with_no_matching_case_and_no_default_succeeds_with_null() {
-    let mut sim = Sim::new("name: t\nsteps:\n  - id: s\n    switch: { value: '${{ 1 }}', cases: { a: [{id: x, transform: '1'}] } }\n");
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: s\n    switch: { value: '${{ 1 }}', cases: { a: [{id: x, transform: '1'}] } }\n",
+    );
     sim.begin("s");
     sim.outcome("s", Outcome::Branch(None));
     assert_eq!(sim.state.finished, Some(RunStatus::Succeeded));
@@ -374,7 +420,12 @@ fn child_flow_results_complete_the_calling_step() {
     assert_eq!(sim.status("call"), StepStatus::AwaitingChild);
     assert!(!sim.engine().has_work(&sim.state));
     let plan = sim.plan.clone();
-    let events = Engine::new(&plan).child_finished(&mut sim.state, "call", Ok(json!({"ok": true})), Timestamp(sim.now));
+    let events = Engine::new(&plan).child_finished(
+        &mut sim.state,
+        "call",
+        Ok(json!({"ok": true})),
+        Timestamp(sim.now),
+    );
     sim.record(events);
     assert_eq!(sim.state.output, Some(json!({"ok": true})));
 }

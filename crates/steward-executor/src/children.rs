@@ -33,9 +33,17 @@ impl ChildStarter {
     }
 
     /// Creates a queued run of `version` with `inputs` (checked against the flow's inputs).
-    pub async fn start(&self, version: &FlowVersion, inputs: Value, id: String, parent: Option<(String, String)>, now: Timestamp) -> Result<String, Error> {
+    pub async fn start(
+        &self,
+        version: &FlowVersion,
+        inputs: Value,
+        id: String,
+        parent: Option<(String, String)>,
+        now: Timestamp,
+    ) -> Result<String, Error> {
         let compiled = self.compiled(&version.workspace, &version.id).await?;
         let inputs = compiled.flow.bind_inputs(&inputs).map_err(Error::Invalid)?;
+        check_vars(&compiled, &inputs)?;
         let mut state = RunState::default();
         let events = Engine::new(&compiled.plan).start(&mut state, &id, inputs.clone(), now);
         let run = NewRun {
@@ -76,13 +84,27 @@ impl ChildStarter {
             .latest_version(workspace, flow)
             .await
             .map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))?
-            .ok_or_else(|| StepError::new(ErrorKind::Input, format!("there is no flow named `{flow}` to call")))?;
+            .ok_or_else(|| {
+                StepError::new(ErrorKind::Input, format!("there is no flow named `{flow}` to call"))
+            })?;
         let parent = Some((parent_run.to_owned(), step_key.to_owned()));
         match self.start(&version, inputs, id, parent, now).await {
             Ok(id) => Ok(id),
             Err(Error::Invalid(m)) => Err(StepError::new(ErrorKind::Input, format!("calling `{flow}`: {m}"))),
-            Err(Error::Store(steward_store::Error::Conflict(_))) => Ok(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()),
+            Err(Error::Store(steward_store::Error::Conflict(_))) => {
+                Ok(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string())
+            }
             Err(e) => Err(StepError::new(ErrorKind::Internal, e.to_string())),
         }
     }
+}
+
+/// Vars depend only on inputs, so a var that fails to evaluate is found before the run exists.
+fn check_vars(compiled: &Compiled, inputs: &Value) -> Result<(), Error> {
+    let ctx = serde_json::json!({ "inputs": inputs, "run": {}, "trigger": {}, "vars": {} });
+    for (name, t) in &compiled.flow.vars {
+        t.render(&ctx)
+            .map_err(|e| Error::Invalid(format!("var `{name}` cannot be computed from these inputs: {e}")))?;
+    }
+    Ok(())
 }

@@ -39,7 +39,12 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) async fn new(ex: Arc<Inner>, run: RunRecord, poke: Arc<Notify>, stop: watch::Receiver<Stop>) -> Result<Self, Error> {
+    pub(crate) async fn new(
+        ex: Arc<Inner>,
+        run: RunRecord,
+        poke: Arc<Notify>,
+        stop: watch::Receiver<Stop>,
+    ) -> Result<Self, Error> {
         let compiled = ex.starter.compiled(&run.workspace, &run.flow_version_id).await?;
         let journal = ex.store.journal(&run.id).await?;
         let state = RunState::replay(&compiled.plan, &journal);
@@ -120,7 +125,12 @@ impl Driver {
         if engine.needs_output(&self.state) {
             let ctx = context::for_output(&self.compiled, &self.state);
             let output = match &self.compiled.flow.output {
-                Some(t) => t.render(&ctx).map_err(|e| steward_engine::StepError::new(steward_engine::ErrorKind::Expression, format!("the flow's output: {e}"))),
+                Some(t) => t.render(&ctx).map_err(|e| {
+                    steward_engine::StepError::new(
+                        steward_engine::ErrorKind::Expression,
+                        format!("the flow's output: {e}"),
+                    )
+                }),
                 None => Ok(Value::Null),
             };
             let events = engine.finish(&mut self.state, output, now);
@@ -141,7 +151,8 @@ impl Driver {
         if self.pending.is_empty() && self.consumed.is_empty() {
             return Ok(());
         }
-        let mut update = RunUpdate { consumed_signals: std::mem::take(&mut self.consumed), ..RunUpdate::default() };
+        let mut update =
+            RunUpdate { consumed_signals: std::mem::take(&mut self.consumed), ..RunUpdate::default() };
         if let Some(status) = self.state.finished {
             update.status = Some(status);
             update.output = self.state.output.clone();
@@ -152,7 +163,14 @@ impl Driver {
             }
         }
         let now = self.now();
-        let append = Append { run_id: &self.run.id, owner: &self.ex.opts.owner, after_seq: self.committed_seq, entries: &self.pending, update, now };
+        let append = Append {
+            run_id: &self.run.id,
+            owner: &self.ex.opts.owner,
+            after_seq: self.committed_seq,
+            entries: &self.pending,
+            update,
+            now,
+        };
         self.ex.store.append(append).await?;
         self.committed_seq += self.pending.len() as u64;
         let entries = std::mem::take(&mut self.pending);
@@ -163,7 +181,9 @@ impl Driver {
     /// A child run tells its parent before it records its own end, so the parent hears of it
     /// at least once even if this process dies in between.
     async fn notify_parent(&self) -> Result<(), Error> {
-        let (Some(parent), Some(step)) = (&self.run.parent_run_id, &self.run.parent_step_key) else { return Ok(()) };
+        let (Some(parent), Some(step)) = (&self.run.parent_run_id, &self.run.parent_step_key) else {
+            return Ok(());
+        };
         let signal = Signal::ChildFinished {
             step: step.clone(),
             child_run_id: self.run.id.clone(),
@@ -191,7 +211,10 @@ impl Driver {
                         continue;
                     }
                     let result = match error {
-                        Some(e) => Err(steward_engine::StepError::new(steward_engine::ErrorKind::Child, format!("the called flow failed: {e}"))),
+                        Some(e) => Err(steward_engine::StepError::new(
+                            steward_engine::ErrorKind::Child,
+                            format!("the called flow failed: {e}"),
+                        )),
                         None => Ok(output.unwrap_or(Value::Null)),
                     };
                     engine.child_finished(&mut self.state, &step, result, now)
@@ -235,7 +258,8 @@ impl Driver {
     /// Waits for an outcome, a signal, a timer or a stop; false when the driver must quit now.
     async fn wait(&mut self) -> Result<bool, Error> {
         let now = self.now();
-        let sleep_ms = self.engine().next_wake(&self.state).map(|w| (w.millis() - now.millis()).max(0) as u64);
+        let sleep_ms =
+            self.engine().next_wake(&self.state).map(|w| (w.millis() - now.millis()).max(0) as u64);
         let sleep = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(3_600_000)));
         tokio::select! {
             Some(joined) = self.in_flight.join_next() => {

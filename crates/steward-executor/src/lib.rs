@@ -122,12 +122,17 @@ impl Executor {
         Self::with_clock(store, opts, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(store: Arc<dyn Store>, opts: ExecutorOptions, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        opts: ExecutorOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let http = steward_steps::http::HttpClient::new().map_err(Error::Setup)?;
         let starter = ChildStarter { store: store.clone(), catalog: Arc::new(catalog::Catalog::default()) };
         let services = Services { http, code_limits: opts.code_limits.clone(), children: starter.clone() };
         let (progress, _) = broadcast::channel(4096);
-        let inner = Inner { store, opts, clock, services, starter, progress, active: Mutex::new(HashMap::new()) };
+        let inner =
+            Inner { store, opts, clock, services, starter, progress, active: Mutex::new(HashMap::new()) };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -230,7 +235,9 @@ impl Executor {
         let next = self.inner.store.next_due().await?;
         let now = self.now();
         Ok(match next {
-            Some(t) => Duration::from_millis((t.millis() - now.millis()).clamp(0, poll.as_millis() as i64) as u64),
+            Some(t) => {
+                Duration::from_millis((t.millis() - now.millis()).clamp(0, poll.as_millis() as i64) as u64)
+            }
             None => poll,
         })
     }
@@ -243,7 +250,8 @@ impl Executor {
     }
 
     async fn heartbeat(&self) -> Result<(), Error> {
-        let ids: Vec<String> = self.inner.active.lock().map(|a| a.keys().cloned().collect()).unwrap_or_default();
+        let ids: Vec<String> =
+            self.inner.active.lock().map(|a| a.keys().cloned().collect()).unwrap_or_default();
         if ids.is_empty() {
             return Ok(());
         }
@@ -283,12 +291,18 @@ impl Executor {
 }
 
 impl Inner {
-    pub(crate) async fn signal_local(&self, workspace: &str, run_id: &str, signal: &Signal) -> Result<(), Error> {
+    pub(crate) async fn signal_local(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        signal: &Signal,
+    ) -> Result<(), Error> {
         self.store.signal(workspace, run_id, signal, self.clock.now()).await?;
         if let Ok(active) = self.active.lock()
-            && let Some(a) = active.get(run_id) {
-                a.poke.notify_one();
-            }
+            && let Some(a) = active.get(run_id)
+        {
+            a.poke.notify_one();
+        }
         Ok(())
     }
 }

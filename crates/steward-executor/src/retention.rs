@@ -36,7 +36,10 @@ pub(crate) async fn apply(store: &Arc<dyn Store>, compiled: &Compiled, run_id: &
 }
 
 fn any_reduced(steps: &[steward_flow::Step]) -> bool {
-    steps.iter().any(|s| s.retain.is_some_and(|r| r != Retain::Full) || steward_flow::children(s).iter().any(|b| any_reduced(b)))
+    steps.iter().any(|s| {
+        s.retain.is_some_and(|r| r != Retain::Full)
+            || steward_flow::children(s).iter().any(|b| any_reduced(b))
+    })
 }
 
 /// Replaces the payload of an event; false when the event has none.

@@ -48,18 +48,22 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
     let id = steward_engine::split_key(&a.key)
         .and_then(|(_, id)| steward_flow::StepId::parse(id).ok())
         .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{}`", a.key)))?;
-    let step = a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
+    let step =
+        a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
     if let Some(guard) = &step.guard
-        && !truthy(&guard.0.eval(&a.context).map_err(expr_error)?) {
-            return Ok(Outcome::Skipped);
-        }
+        && !truthy(&guard.0.eval(&a.context).map_err(expr_error)?)
+    {
+        return Ok(Outcome::Skipped);
+    }
     let timeout = step.timeout.map_or(DEFAULT_TIMEOUT, |d| d.as_std());
     match &step.kind {
         StepKind::Transform(e) => {
             let ctx = a.context.clone();
             let e = e.clone();
             let out = with_timeout(timeout, tokio::task::spawn_blocking(move || e.0.eval(&ctx))).await?;
-            out.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))?.map(Outcome::Succeeded).map_err(expr_error)
+            out.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))?
+                .map(Outcome::Succeeded)
+                .map_err(expr_error)
         }
         StepKind::Http(h) => http(a, sv, h, timeout).await,
         StepKind::Code(c) => code(a, sv, c, timeout).await,
@@ -79,7 +83,10 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
         StepKind::ForEach(f) => match render(&f.items, &a.context)? {
             Value::Array(items) => Ok(Outcome::Items(items)),
             Value::Null => Ok(Outcome::Items(Vec::new())),
-            other => Err(StepError::new(ErrorKind::Input, format!("`for_each.items` must be a list, got {}", kind_of(&other)))),
+            other => Err(StepError::new(
+                ErrorKind::Input,
+                format!("`for_each.items` must be a list, got {}", kind_of(&other)),
+            )),
         },
         StepKind::Wait(WaitStep::For(d)) => Ok(Outcome::WaitUntil(a.started_at.plus_millis(d.as_millis()))),
         StepKind::Wait(WaitStep::Until(t)) => Ok(Outcome::WaitUntil(parse_time(&render(t, &a.context)?)?)),
@@ -99,17 +106,38 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
                 Some(t) => render(t, &a.context)?,
                 None => json!({}),
             };
-            let child = sv.children.start_child(&a.compiled.version.workspace, call.name.as_str(), inputs, &a.run_id, &a.key, a.attempt, a.now).await?;
+            let child = sv
+                .children
+                .start_child(
+                    &a.compiled.version.workspace,
+                    call.name.as_str(),
+                    inputs,
+                    &a.run_id,
+                    &a.key,
+                    a.attempt,
+                    a.now,
+                )
+                .await?;
             Ok(Outcome::ChildStarted(child))
         }
     }
 }
 
-async fn http(a: &Attempt, sv: &Services, h: &steward_flow::HttpStep, timeout: StdDuration) -> Result<Outcome, StepError> {
+async fn http(
+    a: &Attempt,
+    sv: &Services,
+    h: &steward_flow::HttpStep,
+    timeout: StdDuration,
+) -> Result<Outcome, StepError> {
     let ctx = &a.context;
     let url = match render(&h.url, ctx)? {
         Value::String(s) => s,
-        other => return Err(StepError::new(ErrorKind::Input, format!("`url` must be a string, got {}", kind_of(&other)))),
+        other => {
+            return Err(StepError::new(
+                ErrorKind::Input,
+                format!("`url` must be a string, got {}", kind_of(&other)),
+            ));
+        }
     };
     let pairs = |m: &indexmap::IndexMap<String, Template>| -> Result<Vec<(String, Value)>, StepError> {
         m.iter().map(|(k, t)| Ok((k.clone(), render(t, ctx)?))).collect()
@@ -146,23 +174,37 @@ pub fn idempotency_key(run_id: &str, key: &str) -> String {
     format!("{run_id}:{key}")
 }
 
-async fn code(a: &Attempt, sv: &Services, c: &steward_flow::CodeStep, timeout: StdDuration) -> Result<Outcome, StepError> {
+async fn code(
+    a: &Attempt,
+    sv: &Services,
+    c: &steward_flow::CodeStep,
+    timeout: StdDuration,
+) -> Result<Outcome, StepError> {
     let mut limits = sv.code_limits.clone();
     limits.memory_bytes = (c.memory_mb as usize).saturating_mul(1024 * 1024);
     limits.cpu_time = limits.cpu_time.min(timeout);
     let (source, ctx) = (c.source.clone(), a.context.clone());
-    let result = with_timeout(timeout, tokio::task::spawn_blocking(move || steward_steps::code::run(&source, &ctx, &limits))).await?;
+    let result = with_timeout(
+        timeout,
+        tokio::task::spawn_blocking(move || steward_steps::code::run(&source, &ctx, &limits)),
+    )
+    .await?;
     match result.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))? {
         Ok(v) => Ok(Outcome::Succeeded(v)),
-        Err(e @ (CodeError::MemoryLimit { .. } | CodeError::CpuLimit { .. })) => Err(StepError::new(ErrorKind::Limit, e.to_string())),
+        Err(e @ (CodeError::MemoryLimit { .. } | CodeError::CpuLimit { .. })) => {
+            Err(StepError::new(ErrorKind::Limit, e.to_string()))
+        }
         Err(e) => Err(StepError::new(ErrorKind::Code, e.to_string())),
     }
 }
 
 async fn with_timeout<T>(timeout: StdDuration, fut: impl Future<Output = T>) -> Result<T, StepError> {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| StepError::new(ErrorKind::Timeout, format!("the step did not finish within {}ms", timeout.as_millis())))
+    tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        StepError::new(
+            ErrorKind::Timeout,
+            format!("the step did not finish within {}ms", timeout.as_millis()),
+        )
+    })
 }
 
 fn render(t: &Template, ctx: &Value) -> Result<Value, StepError> {
@@ -192,12 +234,21 @@ fn kind_of(v: &Value) -> &'static str {
 /// A wait's `until`: milliseconds since the epoch, or an RFC 3339 time.
 fn parse_time(v: &Value) -> Result<Timestamp, StepError> {
     match v {
-        Value::Number(n) => n.as_i64().map(Timestamp).ok_or_else(|| StepError::new(ErrorKind::Input, format!("`until` {n} is not a time in milliseconds"))),
+        Value::Number(n) => n.as_i64().map(Timestamp).ok_or_else(|| {
+            StepError::new(ErrorKind::Input, format!("`until` {n} is not a time in milliseconds"))
+        }),
         Value::String(s) => humantime::parse_rfc3339_weak(s)
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| Timestamp(d.as_millis() as i64))
-            .ok_or_else(|| StepError::new(ErrorKind::Input, format!("`until` {s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z"))),
-        other => Err(StepError::new(ErrorKind::Input, format!("`until` must be a time, got {}", kind_of(other)))),
+            .ok_or_else(|| {
+                StepError::new(
+                    ErrorKind::Input,
+                    format!("`until` {s:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z"),
+                )
+            }),
+        other => {
+            Err(StepError::new(ErrorKind::Input, format!("`until` must be a time, got {}", kind_of(other))))
+        }
     }
 }

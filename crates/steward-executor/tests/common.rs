@@ -109,7 +109,12 @@ impl Harness {
             if ok(&run) {
                 return run;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} did not get there in time: {:?} {:?}", run.status, run.error);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} did not get there in time: {:?} {:?}",
+                run.status,
+                run.error
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

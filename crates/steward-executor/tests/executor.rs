@@ -51,9 +51,13 @@ output: '${{ .steps.call.output.body }}'
     let hits = srv.hits("flaky");
     assert_eq!(hits.len(), 3);
     let key = hits[0].idempotency_key.clone().expect("key sent");
-    assert!(hits.iter().all(|h| h.idempotency_key.as_deref() == Some(key.as_str())), "same key on every attempt: {hits:?}");
+    assert!(
+        hits.iter().all(|h| h.idempotency_key.as_deref() == Some(key.as_str())),
+        "same key on every attempt: {hits:?}"
+    );
     assert_eq!(key, format!("{}:call", run.id));
-    let kinds: Vec<&str> = h.journal(&run.id).await.iter().map(|e| e.event.kind()).filter(|k| *k == "step_retrying").collect();
+    let kinds: Vec<&str> =
+        h.journal(&run.id).await.iter().map(|e| e.event.kind()).filter(|k| *k == "step_retrying").collect();
     assert_eq!(kinds.len(), 2);
 }
 
@@ -69,7 +73,10 @@ async fn a_failing_step_fails_the_run_with_its_error() {
     assert_eq!(err.kind, ErrorKind::Http);
     assert_eq!(err.status, Some(503));
     assert_eq!(err.step.as_deref(), Some("call"));
-    assert!(!h.journal(&run.id).await.iter().any(|e| e.event.key() == Some("never")), "no step after the failure");
+    assert!(
+        !h.journal(&run.id).await.iter().any(|e| e.event.key() == Some("never")),
+        "no step after the failure"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +100,10 @@ async fn cancelling_stops_an_in_flight_step_promptly() {
     let id = h.start_run(yaml, json!({"base": srv.base})).await;
     srv.wait_for("hang", 1, SECS).await;
     let asked = Instant::now();
-    h.executor.signal(DEFAULT_WORKSPACE, &id, &Signal::Cancel { reason: "test".into() }).await.expect("signal");
+    h.executor
+        .signal(DEFAULT_WORKSPACE, &id, &Signal::Cancel { reason: "test".into() })
+        .await
+        .expect("signal");
     let run = h.finished(&id, SECS).await;
     assert!(asked.elapsed() < Duration::from_secs(1), "cancelled in {:?}", asked.elapsed());
     assert_eq!(run.status, RunStatus::Cancelled);
@@ -186,7 +196,10 @@ output: '${{ .steps.summary.output }}'
 "#;
     let run = h.run(yaml, json!({})).await;
     let out = succeeded(&run);
-    assert!(out["boom"].as_str().is_some_and(|s| s.starts_with("handled: ") && s.contains("bad thing")), "{out}");
+    assert!(
+        out["boom"].as_str().is_some_and(|s| s.starts_with("handled: ") && s.contains("bad thing")),
+        "{out}"
+    );
     assert_eq!(out["shrug"], json!("failed"));
 }
 
@@ -218,7 +231,10 @@ output: { route: '${{ .steps.by_tier.output }}', check: '${{ .steps.check.status
 #[tokio::test]
 async fn flow_steps_call_other_flows_and_use_their_output() {
     let h = Harness::sqlite().await;
-    h.apply("name: double\ninputs: { n: { type: integer } }\nsteps:\n  - { id: d, transform: '.inputs.n * 2' }\n").await;
+    h.apply(
+        "name: double\ninputs: { n: { type: integer } }\nsteps:\n  - { id: d, transform: '.inputs.n * 2' }\n",
+    )
+    .await;
     let yaml = "name: caller\nsteps:\n  - id: call\n    flow: { name: double, inputs: { n: 21 } }\noutput: '${{ .steps.call.output }}'\n";
     let run = h.run(yaml, json!({})).await;
     assert_eq!(succeeded(&run), &json!(42));
@@ -285,9 +301,14 @@ output: '${{ .steps.public.output }}'
 #[tokio::test]
 async fn bad_inputs_are_refused_before_a_run_exists() {
     let h = Harness::sqlite().await;
-    let version = h.apply("name: typed\ninputs: { n: { type: integer } }\nsteps:\n  - { id: a, transform: '1' }\n").await;
+    let version = h
+        .apply("name: typed\ninputs: { n: { type: integer } }\nsteps:\n  - { id: a, transform: '1' }\n")
+        .await;
     let err = h.executor.start_run(&version, json!({"n": "x"})).await.expect_err("refused");
     assert!(err.to_string().contains("input `n` must be an integer"), "{err}");
+    let version = h.apply("name: vars\ninputs: { n: {} }\nvars: { v: '${{ .inputs.n + \"x\" }}' }\nsteps:\n  - { id: a, transform: '1' }\n").await;
+    let err = h.executor.start_run(&version, json!({"n": 1})).await.expect_err("refused");
+    assert!(err.to_string().contains("var `v` cannot be computed"), "{err}");
     let runs = h.store.list_runs(DEFAULT_WORKSPACE, &Default::default()).await.expect("list");
     assert!(runs.is_empty());
 }
@@ -318,10 +339,20 @@ async fn graceful_shutdown_commits_in_flight_steps_and_hands_runs_back() {
     h.shutdown().await;
     let run = h.get(&id).await;
     assert_eq!(run.lease_owner, None, "the lease was handed back");
-    assert!(h.journal(&id).await.iter().any(|e| matches!(&e.event, Event::StepSucceeded { key, .. } if key == "call")), "the in-flight step was committed");
+    assert!(
+        h.journal(&id)
+            .await
+            .iter()
+            .any(|e| matches!(&e.event, Event::StepSucceeded { key, .. } if key == "call")),
+        "the in-flight step was committed"
+    );
     assert_eq!(srv.count("next"), 0, "nothing new started while draining");
     let h2 = Harness::start(h.store.clone(), common::options("exec-b"), None);
-    assert_eq!(succeeded(&h2.finished(&id, SECS).await)["status"], json!(200), "the last step's response is the output");
+    assert_eq!(
+        succeeded(&h2.finished(&id, SECS).await)["status"],
+        json!(200),
+        "the last step's response is the output"
+    );
     assert_eq!(srv.count("slow"), 1, "the committed step did not run again");
     assert_eq!(srv.count("next"), 1);
 }

@@ -44,14 +44,20 @@ async fn sqlite_a_dead_executors_run_is_taken_over_after_its_lease() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("steward.db").to_string_lossy().into_owned();
     let a = Harness::start(steward_store_sql::open(&path).await.expect("open"), options("exec-a"), None);
-    takeover_after_a_crash(a, async || Harness::start(steward_store_sql::open(&path).await.expect("open"), options("exec-b"), None)).await;
+    takeover_after_a_crash(a, async || {
+        Harness::start(steward_store_sql::open(&path).await.expect("open"), options("exec-b"), None)
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn postgres_a_dead_executors_run_is_taken_over_after_its_lease() {
     let url = steward_testkit::fresh_pg_database().await;
     let a = Harness::start(steward_store_sql::open(&url).await.expect("open"), options("exec-a"), None);
-    takeover_after_a_crash(a, async || Harness::start(steward_store_sql::open(&url).await.expect("open"), options("exec-b"), None)).await;
+    takeover_after_a_crash(a, async || {
+        Harness::start(steward_store_sql::open(&url).await.expect("open"), options("exec-b"), None)
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -36,9 +36,7 @@ impl Duration {
         let d = humantime::parse_duration(t).map_err(|e| {
             format!("`{t}` is not a duration ({e}); write for example `500ms`, `30s`, `5m` or `1h30m`")
         })?;
-        u64::try_from(d.as_millis())
-            .map(Self)
-            .map_err(|_| format!("`{t}` is too long a duration"))
+        u64::try_from(d.as_millis()).map(Self).map_err(|_| format!("`{t}` is too long a duration"))
     }
 }
 

@@ -18,9 +18,22 @@ type Filter = jaq_core::Filter<Data>;
 
 /// Native filters left out because they would make an expression impure or leak the host.
 const DENIED: &[&str] = &[
-    "env", "now", "input", "inputs", "debug", "stderr", "halt", "halt_error", "localtime",
-    "strflocaltime", "$__prog_args", "get_search_list", "get_prog_origin", "get_jq_origin",
-    "input_filename", "input_line_number",
+    "env",
+    "now",
+    "input",
+    "inputs",
+    "debug",
+    "stderr",
+    "halt",
+    "halt_error",
+    "localtime",
+    "strflocaltime",
+    "$__prog_args",
+    "get_search_list",
+    "get_prog_origin",
+    "get_jq_origin",
+    "input_filename",
+    "input_line_number",
 ];
 
 /// Stands in for a denied native filter, which the standard definitions still refer to.
@@ -56,11 +69,17 @@ fn denied_use(source: &str) -> Option<(usize, &'static str)> {
                 i += 1;
             }
             let prev = source[..start].trim_end().as_bytes().last().copied();
+            let next = source[i..].trim_start().as_bytes().first().copied();
             let word = &source[start..i];
+            // `{inputs: ...}` and `{inputs}` name object keys, not filters.
+            let object_key = next == Some(b':')
+                || (matches!(prev, Some(b'{' | b',')) && matches!(next, Some(b'}' | b',')));
             if !matches!(prev, Some(b'.' | b'$'))
-                && let Some(name) = DENIED.iter().find(|d| **d == word) {
-                    return Some((start, name));
-                }
+                && !object_key
+                && let Some(name) = DENIED.iter().find(|d| **d == word)
+            {
+                return Some((start, name));
+            }
             continue;
         }
         i += 1;
@@ -108,9 +127,8 @@ impl Expr {
         let arena = Arena::default();
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         let loader = Loader::new(defs);
-        let modules = loader
-            .load(&arena, File { code: source, path: () })
-            .map_err(|errs| load_error(source, errs))?;
+        let modules =
+            loader.load(&arena, File { code: source, path: () }).map_err(|errs| load_error(source, errs))?;
         if let Some((offset, name)) = denied_use(source) {
             return Err(CompileError {
                 offset,
@@ -122,7 +140,11 @@ impl Expr {
         }
         let funs = jaq_core::funs::<Data>().chain(jaq_std::funs()).chain(jaq_json::funs()).map(
             |(name, args, native)| {
-                if DENIED.contains(&name) { (name, args, Native::<Data>::new(denied::<Data>)) } else { (name, args, native) }
+                if DENIED.contains(&name) {
+                    (name, args, Native::<Data>::new(denied::<Data>))
+                } else {
+                    (name, args, native)
+                }
             },
         );
         let filter = Compiler::default()
@@ -278,6 +300,10 @@ mod tests {
         }
         // Field names and strings that merely look like them are fine.
         assert_eq!(eval(".env + \"now\"", json!({"env": "a"})), json!("anow"));
+        assert_eq!(
+            eval("{inputs: .a, now: 1} | {inputs, now}", json!({"a": 2})),
+            json!({"inputs": 2, "now": 1})
+        );
     }
 
     #[test]
@@ -309,7 +335,10 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        assert_eq!(eval(".", json!({"i": 3, "f": 1.5, "big": 12345678901_i64})), json!({"i": 3, "f": 1.5, "big": 12345678901_i64}));
+        assert_eq!(
+            eval(".", json!({"i": 3, "f": 1.5, "big": 12345678901_i64})),
+            json!({"i": 3, "f": 1.5, "big": 12345678901_i64})
+        );
     }
 
     #[test]

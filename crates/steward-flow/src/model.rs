@@ -193,10 +193,20 @@ impl StatusMatch {
 impl<'de> Deserialize<'de> for StatusMatch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("`{v}` is not a status: use a code such as 201 or a class such as \"2xx\""));
+        let bad = || {
+            serde::de::Error::custom(format!(
+                "`{v}` is not a status: use a code such as 201 or a class such as \"2xx\""
+            ))
+        };
         match &v {
-            Value::Number(n) => n.as_u64().filter(|c| (100..600).contains(c)).map(|c| StatusMatch::Code(c as u16)).ok_or_else(bad),
-            Value::String(s) if s.len() == 3 && s.ends_with("xx") && matches!(s.as_bytes()[0], b'1'..=b'5') => {
+            Value::Number(n) => n
+                .as_u64()
+                .filter(|c| (100..600).contains(c))
+                .map(|c| StatusMatch::Code(c as u16))
+                .ok_or_else(bad),
+            Value::String(s)
+                if s.len() == 3 && s.ends_with("xx") && matches!(s.as_bytes()[0], b'1'..=b'5') =>
+            {
                 Ok(StatusMatch::Class(s.clone()))
             }
             _ => Err(bad()),
@@ -277,6 +287,7 @@ pub struct CallStep {
 pub struct RetryPolicy {
     /// Total attempts, including the first.
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub attempts: u32,
     #[serde(default)]
     pub backoff: Backoff,

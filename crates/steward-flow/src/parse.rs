@@ -44,7 +44,10 @@ impl Reader<'_, '_> {
         let flow = Flow {
             name: name?,
             description: self.opt(map, "description", &root).flatten(),
-            inputs: self.opt::<IndexMap<String, InputSpec>>(map, "inputs", &root).flatten().unwrap_or_default(),
+            inputs: self
+                .opt::<IndexMap<String, InputSpec>>(map, "inputs", &root)
+                .flatten()
+                .unwrap_or_default(),
             vars: self.opt::<IndexMap<String, Template>>(map, "vars", &root).flatten().unwrap_or_default(),
             concurrency: self.concurrency(map, &root),
             retain: self.opt(map, "retain", &root).flatten().unwrap_or_default(),
@@ -78,7 +81,8 @@ impl Reader<'_, '_> {
         let id = match map.get("id") {
             Some(v) => self.leaf::<StepId>(v, &path.key("id")),
             None => {
-                self.sink.at_value(path, "the step has no `id`; every step needs one, for example `id: fetch`");
+                self.sink
+                    .at_value(path, "the step has no `id`; every step needs one, for example `id: fetch`");
                 None
             }
         };
@@ -124,14 +128,20 @@ impl Reader<'_, '_> {
             [kind] => self.kind_body(kind, &map[*kind], &path.key(kind)),
             [] => {
                 if unknown.is_empty() {
-                    self.sink.at_value(path, format!("the step does nothing; give it one of: {}", STEP_KINDS.join(", ")));
+                    self.sink.at_value(
+                        path,
+                        format!("the step does nothing; give it one of: {}", STEP_KINDS.join(", ")),
+                    );
                 }
                 None
             }
             [_, second, ..] => {
                 self.sink.at_key(
                     &path.key(second),
-                    format!("a step has exactly one kind, but this one has {}; split it into several steps", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")),
+                    format!(
+                        "a step has exactly one kind, but this one has {}; split it into several steps",
+                        kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+                    ),
                 );
                 None
             }
@@ -166,7 +176,8 @@ impl Reader<'_, '_> {
 
     fn transform(&mut self, v: &Value, path: &Path) -> Option<Condition> {
         if !v.is_string() {
-            self.sink.at_value(path, format!("`transform` takes a jq program as a string, found {}", describe(v)));
+            self.sink
+                .at_value(path, format!("`transform` takes a jq program as a string, found {}", describe(v)));
             return None;
         }
         self.leaf(v, path)
@@ -179,10 +190,15 @@ impl Reader<'_, '_> {
                 self.unknown_keys(map, path, &["source", "memory_mb"], "code step");
                 let source: String = self.required(map, "source", path)?;
                 let memory_mb = self.opt::<u32>(map, "memory_mb", path).flatten().unwrap_or(64);
+                if !(1..=4096).contains(&memory_mb) {
+                    self.sink.at_value(&path.key("memory_mb"), "`memory_mb` must be between 1 and 4096");
+                    return None;
+                }
                 Some(CodeStep { source, memory_mb })
             }
             other => {
-                self.sink.at_value(path, format!("`code` takes JavaScript source, found {}", describe(other)));
+                self.sink
+                    .at_value(path, format!("`code` takes JavaScript source, found {}", describe(other)));
                 None
             }
         }
@@ -249,7 +265,10 @@ impl Reader<'_, '_> {
                 }
             }
             other => {
-                self.sink.at_value(path, format!("`wait` takes a duration such as `30s`, found {}", describe(other)));
+                self.sink.at_value(
+                    path,
+                    format!("`wait` takes a duration such as `30s`, found {}", describe(other)),
+                );
                 None
             }
         }
@@ -264,11 +283,17 @@ impl Reader<'_, '_> {
         let p = path.key("retry");
         let policy: RetryPolicy = self.leaf(v, &p)?;
         if policy.attempts == 0 {
-            self.sink.at_value(&p.key("attempts"), "`attempts` counts the first try too, so it must be at least 1");
+            self.sink.at_value(
+                &p.key("attempts"),
+                "`attempts` counts the first try too, so it must be at least 1",
+            );
             return None;
         }
         if policy.max < policy.initial {
-            self.sink.at_value(&p.key("max"), format!("`max` ({}) is shorter than `initial` ({})", policy.max, policy.initial));
+            self.sink.at_value(
+                &p.key("max"),
+                format!("`max` ({}) is shorter than `initial` ({})", policy.max, policy.initial),
+            );
             return None;
         }
         Some(policy)
@@ -285,14 +310,23 @@ impl Reader<'_, '_> {
                 self.block(m, "steps", &p, true).map(OnError::Handle)
             }
             Some(other) => {
-                self.sink.at_value(&p, format!("`on_error` is `fail`, `continue`, or `{{ steps: [...] }}`, found {other}"));
+                self.sink.at_value(
+                    &p,
+                    format!("`on_error` is `fail`, `continue`, or `{{ steps: [...] }}`, found {other}"),
+                );
                 None
             }
         }
     }
 
     /// A nested step list under `key`; absent lists are empty unless `required`.
-    fn block(&mut self, map: &Map<String, Value>, key: &str, path: &Path, required: bool) -> Option<Vec<Step>> {
+    fn block(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &Path,
+        required: bool,
+    ) -> Option<Vec<Step>> {
         match map.get(key) {
             Some(v) => self.steps(v, &path.key(key)),
             None if required => {
@@ -323,7 +357,12 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn required<T: DeserializeOwned>(&mut self, map: &Map<String, Value>, key: &str, path: &Path) -> Option<T> {
+    fn required<T: DeserializeOwned>(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &Path,
+    ) -> Option<T> {
         match map.get(key) {
             Some(v) => self.leaf(v, &path.key(key)),
             None => {
@@ -334,7 +373,12 @@ impl Reader<'_, '_> {
     }
 
     /// An optional field: `None` when it failed to parse, `Some(None)` when absent.
-    fn opt<T: DeserializeOwned>(&mut self, map: &Map<String, Value>, key: &str, path: &Path) -> Option<Option<T>> {
+    fn opt<T: DeserializeOwned>(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &Path,
+    ) -> Option<Option<T>> {
         match map.get(key) {
             Some(v) => self.leaf(v, &path.key(key)).map(Some),
             None => Some(None),

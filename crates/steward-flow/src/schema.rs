@@ -12,25 +12,44 @@ pub fn flow_schema() -> Value {
     let steps = json!({"type": "array", "items": step_ref});
     let kinds = [
         ("http", g.subschema_for::<HttpStep>().to_value()),
-        ("transform", json!({"type": "string", "description": "A jq program; its output is the step's output."})),
-        ("code", json!({"anyOf": [
-            {"type": "string", "description": "An ES module whose default export receives the context."},
-            {"type": "object", "additionalProperties": false, "required": ["source"],
-             "properties": {"source": {"type": "string"}, "memory_mb": {"type": "integer", "minimum": 1}}}
-        ]})),
-        ("branch", json!({"type": "object", "additionalProperties": false, "required": ["if", "then"],
-            "properties": {"if": condition(), "then": steps, "else": steps}})),
-        ("switch", json!({"type": "object", "additionalProperties": false, "required": ["value", "cases"],
-            "properties": {"value": {}, "cases": {"type": "object", "additionalProperties": steps}, "default": steps}})),
-        ("for_each", json!({"type": "object", "additionalProperties": false, "required": ["items", "steps"],
-            "properties": {"items": {}, "parallelism": {"type": "integer", "minimum": 1}, "steps": steps}})),
-        ("wait", json!({"anyOf": [duration(), {"type": "object", "additionalProperties": false,
-            "properties": {"for": duration(), "until": {"type": "string"}}}]})),
-        ("approval", g.subschema_for::<ApprovalStep>().to_value()),
+        (
+            "transform",
+            json!({"type": "string", "description": "A jq program; its output is the step's output."}),
+        ),
+        (
+            "code",
+            json!({"anyOf": [
+                {"type": "string", "description": "An ES module whose default export receives the context."},
+                {"type": "object", "additionalProperties": false, "required": ["source"],
+                 "properties": {"source": {"type": "string"}, "memory_mb": {"type": "integer", "minimum": 1, "maximum": 4096}}}
+            ]}),
+        ),
+        (
+            "branch",
+            json!({"type": "object", "additionalProperties": false, "required": ["if", "then"],
+            "properties": {"if": condition(), "then": steps, "else": steps}}),
+        ),
+        (
+            "switch",
+            json!({"type": "object", "additionalProperties": false, "required": ["value", "cases"],
+            "properties": {"value": {}, "cases": {"type": "object", "additionalProperties": steps}, "default": steps}}),
+        ),
+        (
+            "for_each",
+            json!({"type": "object", "additionalProperties": false, "required": ["items", "steps"],
+            "properties": {"items": {}, "parallelism": {"type": "integer", "minimum": 1}, "steps": steps}}),
+        ),
+        (
+            "wait",
+            json!({"anyOf": [duration(),
+                {"type": "object", "additionalProperties": false, "required": ["for"], "properties": {"for": duration()}},
+                {"type": "object", "additionalProperties": false, "required": ["until"], "properties": {"until": {}}}]}),
+        ),
+        ("approval", json!({"anyOf": [{"type": "null"}, g.subschema_for::<ApprovalStep>().to_value()]})),
         ("flow", g.subschema_for::<CallStep>().to_value()),
     ];
     let common = json!({
-        "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 64},
         "name": {"type": "string"},
         "description": {"type": "string"},
         "needs": {"type": "array", "items": {"type": "string"}},
@@ -56,7 +75,7 @@ pub fn flow_schema() -> Value {
         "additionalProperties": false,
         "required": ["name", "steps"],
         "properties": {
-            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 100},
             "description": {"type": "string"},
             "inputs": {"type": "object", "additionalProperties": g.subschema_for::<InputSpec>().to_value()},
             "vars": {"type": "object"},

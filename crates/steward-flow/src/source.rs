@@ -63,10 +63,9 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<(Value, Locations), SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        position: position(*e.marker()),
-        message: e.info().to_owned(),
-    })?;
+    parser
+        .load(&mut builder, false)
+        .map_err(|e| SyntaxError { position: position(*e.marker()), message: e.info().to_owned() })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -216,18 +215,17 @@ fn scalar_value(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
         return Value::String(text);
     }
     if let Some(tag) = tag
-        && tag.suffix == "str" {
-            return Value::String(text);
-        }
+        && tag.suffix == "str"
+    {
+        return Value::String(text);
+    }
     match Yaml::from_str(&text) {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(b),
         Yaml::Integer(i) => Value::Number(i.into()),
-        Yaml::Real(r) => r
-            .parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .map_or(Value::String(text), Value::Number),
+        Yaml::Real(r) => {
+            r.parse::<f64>().ok().and_then(Number::from_f64).map_or(Value::String(text), Value::Number)
+        }
         _ => Value::String(text),
     }
 }

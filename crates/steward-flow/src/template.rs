@@ -79,9 +79,7 @@ impl Node {
     fn parse(raw: &Value) -> Result<Self, TemplateError> {
         Ok(match raw {
             Value::String(s) => parse_string(s)?,
-            Value::Array(items) => {
-                Node::Array(items.iter().map(Node::parse).collect::<Result<_, _>>()?)
-            }
+            Value::Array(items) => Node::Array(items.iter().map(Node::parse).collect::<Result<_, _>>()?),
             Value::Object(map) => Node::Object(
                 map.iter()
                     .map(|(k, v)| Ok((k.clone(), Node::parse(v)?)))

@@ -9,12 +9,23 @@ use crate::names::StepId;
 use crate::path::Path;
 use crate::template::Template;
 
+/// Every step id in the flow, and for steps in a loop body the loop they belong to.
+struct Known {
+    ids: HashSet<StepId>,
+    loop_of: HashMap<String, String>,
+}
+
 pub(crate) fn check(flow: &Flow, sink: &mut Sink<'_>) {
-    let all = all_ids(&flow.steps, sink);
+    let mut loop_of = HashMap::new();
+    loop_bodies(&flow.steps, None, &mut loop_of);
+    let all = Known { ids: all_ids(&flow.steps, sink), loop_of };
     check_block(&flow.steps, &BTreeSet::new(), &all, sink);
     for (name, t) in &flow.vars {
         for id in template_refs(t) {
-            sink.at_value(&Path::root().key("vars").key(name), format!("`vars` are computed when the run starts, so they cannot read step `{id}`"));
+            sink.at_value(
+                &Path::root().key("vars").key(name),
+                format!("`vars` are computed when the run starts, so they cannot read step `{id}`"),
+            );
         }
     }
     if let Some(out) = &flow.output {
@@ -25,13 +36,31 @@ pub(crate) fn check(flow: &Flow, sink: &mut Sink<'_>) {
     }
 }
 
+fn loop_bodies(steps: &[Step], inside: Option<&StepId>, out: &mut HashMap<String, String>) {
+    for s in steps {
+        if let Some(l) = inside {
+            out.insert(s.id.to_string(), l.to_string());
+        }
+        let inner = if matches!(s.kind, StepKind::ForEach(_)) { Some(&s.id) } else { inside };
+        for block in children(s) {
+            loop_bodies(block, inner, out);
+        }
+    }
+}
+
 /// Every step id in the flow (including nested blocks); reports duplicates.
 fn all_ids(steps: &[Step], sink: &mut Sink<'_>) -> HashSet<StepId> {
     let mut seen: HashMap<StepId, Path> = HashMap::new();
     visit(steps, &mut |s| {
         if let Some(first) = seen.get(&s.id) {
             let first = sink.locations.value(&first.key("id"));
-            sink.at_value(&s.path.key("id"), format!("duplicate step id `{}` (first used on line {}); step ids are unique in the whole flow", s.id, first.line));
+            sink.at_value(
+                &s.path.key("id"),
+                format!(
+                    "duplicate step id `{}` (first used on line {}); step ids are unique in the whole flow",
+                    s.id, first.line
+                ),
+            );
         } else {
             seen.insert(s.id.clone(), s.path.clone());
         }
@@ -68,26 +97,30 @@ pub fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
     steps
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            match &s.needs {
-                None if i == 0 => vec![],
-                None => vec![i - 1],
-                Some(needs) => needs.iter().filter_map(|n| index.get(n).copied()).collect(),
-            }
+        .map(|(i, s)| match &s.needs {
+            None if i == 0 => vec![],
+            None => vec![i - 1],
+            Some(needs) => needs.iter().filter_map(|n| index.get(n).copied()).collect(),
         })
         .collect()
 }
 
-fn check_block(steps: &[Step], outer: &BTreeSet<StepId>, all: &HashSet<StepId>, sink: &mut Sink<'_>) {
+fn check_block(steps: &[Step], outer: &BTreeSet<StepId>, all: &Known, sink: &mut Sink<'_>) {
     let siblings: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
     for s in steps {
         for (i, n) in s.needs.iter().flatten().enumerate() {
             if n == &s.id {
                 sink.at_value(&s.path.key("needs").index(i), format!("step `{n}` cannot need itself"));
             } else if !siblings.contains(&n.as_str()) {
-                let hint = suggest(n.as_str(), &siblings).map(|x| format!("; did you mean `{x}`?")).unwrap_or_default();
-                let why = if all.contains(n) { "is not in the same list of steps" } else { "does not exist" };
-                sink.at_value(&s.path.key("needs").index(i), format!("`needs` names step `{n}`, which {why}{hint}"));
+                let hint = suggest(n.as_str(), &siblings)
+                    .map(|x| format!("; did you mean `{x}`?"))
+                    .unwrap_or_default();
+                let why =
+                    if all.ids.contains(n) { "is not in the same list of steps" } else { "does not exist" };
+                sink.at_value(
+                    &s.path.key("needs").index(i),
+                    format!("`needs` names step `{n}`, which {why}{hint}"),
+                );
             }
         }
     }
@@ -95,20 +128,27 @@ fn check_block(steps: &[Step], outer: &BTreeSet<StepId>, all: &HashSet<StepId>, 
     if let Some(cycle) = find_cycle(&deps) {
         let names: Vec<&str> = cycle.iter().map(|i| steps[*i].id.as_str()).collect();
         let first = &steps[cycle[0]];
-        sink.at_value(&first.path.key("needs"), format!("these steps need each other in a cycle: {} -> {}", names.join(" -> "), names[0]));
+        sink.at_value(
+            &first.path.key("needs"),
+            format!("these steps need each other in a cycle: {} -> {}", names.join(" -> "), names[0]),
+        );
         return;
     }
     for (i, s) in steps.iter().enumerate() {
         let mut visible = outer.clone();
         for d in ancestors(&deps, i) {
             visible.insert(steps[d].id.clone());
-            visible.extend(reachable_everything(std::slice::from_ref(&steps[d])).into_iter().filter(|x| x != &steps[d].id));
+            visible.extend(
+                reachable_everything(std::slice::from_ref(&steps[d]))
+                    .into_iter()
+                    .filter(|x| x != &steps[d].id),
+            );
         }
         check_step(s, &visible, all, sink);
     }
 }
 
-fn check_step(s: &Step, visible: &BTreeSet<StepId>, all: &HashSet<StepId>, sink: &mut Sink<'_>) {
+fn check_step(s: &Step, visible: &BTreeSet<StepId>, all: &Known, sink: &mut Sink<'_>) {
     for (path, id) in step_refs(s) {
         refer(&id, visible, all, &path, sink);
     }
@@ -129,21 +169,23 @@ fn check_step(s: &Step, visible: &BTreeSet<StepId>, all: &HashSet<StepId>, sink:
     }
 }
 
-fn refer(id: &str, visible: &BTreeSet<StepId>, all: &HashSet<StepId>, path: &Path, sink: &mut Sink<'_>) {
+fn refer(id: &str, visible: &BTreeSet<StepId>, all: &Known, path: &Path, sink: &mut Sink<'_>) {
     let (id, lenient) = match id.strip_prefix('?') {
         Some(rest) => (rest, true),
         None => (id, false),
     };
-    if lenient && !all.iter().any(|v| v.as_str() == id) {
+    if lenient && !all.ids.iter().any(|v| v.as_str() == id) {
         return;
     }
     if visible.iter().any(|v| v.as_str() == id) {
         return;
     }
-    if all.iter().any(|v| v.as_str() == id) {
+    if let Some(owner) = all.loop_of.get(id) {
+        sink.at_value(path, format!("this reads step `{id}`, which runs once per item of loop `{owner}`; read the loop's list of results, `.steps.{owner}.output`, instead"));
+    } else if all.ids.iter().any(|v| v.as_str() == id) {
         sink.at_value(path, format!("this reads step `{id}`, which cannot have run yet here; add it to `needs` or move this step after it"));
     } else {
-        let names: Vec<&str> = all.iter().map(StepId::as_str).collect();
+        let names: Vec<&str> = all.ids.iter().map(StepId::as_str).collect();
         let hint = suggest(id, &names).map(|x| format!("; did you mean `{x}`?")).unwrap_or_default();
         sink.at_value(path, format!("this reads step `{id}`, which does not exist{hint}"));
     }
@@ -186,9 +228,10 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
                 return Some(stack[start..].to_vec());
             }
             if state[d] == 0
-                && let Some(c) = dfs(d, deps, state, stack) {
-                    return Some(c);
-                }
+                && let Some(c) = dfs(d, deps, state, stack)
+            {
+                return Some(c);
+            }
         }
         stack.pop();
         state[n] = 2;
@@ -201,7 +244,8 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
 /// The step ids each expression of a step (not of its nested steps) reads, with where.
 fn step_refs(s: &Step) -> Vec<(Path, String)> {
     let mut out = Vec::new();
-    let mut add = |path: Path, t: &Template| out.extend(template_refs(t).into_iter().map(|id| (path.clone(), id)));
+    let mut add =
+        |path: Path, t: &Template| out.extend(template_refs(t).into_iter().map(|id| (path.clone(), id)));
     let p = &s.path;
     match &s.kind {
         StepKind::Http(h) => {
@@ -209,15 +253,29 @@ fn step_refs(s: &Step) -> Vec<(Path, String)> {
             add(hp.key("url"), &h.url);
             h.headers.iter().for_each(|(k, t)| add(hp.key("headers").key(k), t));
             h.query.iter().for_each(|(k, t)| add(hp.key("query").key(k), t));
-            if let Some(t) = &h.json { add(hp.key("json"), t) }
-            if let Some(t) = &h.body { add(hp.key("body"), t) }
-            if let Some(f) = &h.form { f.iter().for_each(|(k, t)| add(hp.key("form").key(k), t)) }
+            if let Some(t) = &h.json {
+                add(hp.key("json"), t)
+            }
+            if let Some(t) = &h.body {
+                add(hp.key("body"), t)
+            }
+            if let Some(f) = &h.form {
+                f.iter().for_each(|(k, t)| add(hp.key("form").key(k), t))
+            }
         }
         StepKind::Switch(sw) => add(p.key("switch").key("value"), &sw.value),
         StepKind::ForEach(f) => add(p.key("for_each").key("items"), &f.items),
         StepKind::Wait(WaitStep::Until(t)) => add(p.key("wait").key("until"), t),
-        StepKind::Approval(a) => { if let Some(t) = &a.message { add(p.key("approval").key("message"), t) } }
-        StepKind::Flow(c) => { if let Some(t) = &c.inputs { add(p.key("flow").key("inputs"), t) } }
+        StepKind::Approval(a) => {
+            if let Some(t) = &a.message {
+                add(p.key("approval").key("message"), t)
+            }
+        }
+        StepKind::Flow(c) => {
+            if let Some(t) = &c.inputs {
+                add(p.key("flow").key("inputs"), t)
+            }
+        }
         _ => {}
     }
     let mut extra = Vec::new();
@@ -225,11 +283,17 @@ fn step_refs(s: &Step) -> Vec<(Path, String)> {
         extra.extend(source_refs(g.0.source()).into_iter().map(|id| (p.key("if"), id)));
     }
     match &s.kind {
-        StepKind::Transform(c) => extra.extend(source_refs(c.0.source()).into_iter().map(|id| (p.key("transform"), id))),
-        StepKind::Branch(b) => extra.extend(source_refs(b.condition.0.source()).into_iter().map(|id| (p.key("branch").key("if"), id))),
+        StepKind::Transform(c) => {
+            extra.extend(source_refs(c.0.source()).into_iter().map(|id| (p.key("transform"), id)))
+        }
+        StepKind::Branch(b) => extra.extend(
+            source_refs(b.condition.0.source()).into_iter().map(|id| (p.key("branch").key("if"), id)),
+        ),
         // JavaScript is only scanned for names that are steps, since `steps.length` and the
         // like are ordinary code.
-        StepKind::Code(c) => extra.extend(js_refs(&c.source).into_iter().map(|id| (p.key("code"), format!("?{id}")))),
+        StepKind::Code(c) => {
+            extra.extend(js_refs(&c.source).into_iter().map(|id| (p.key("code"), format!("?{id}"))))
+        }
         _ => {}
     }
     out.extend(extra);
@@ -247,10 +311,9 @@ pub fn source_refs(src: &str) -> BTreeSet<String> {
     while let Some(i) = rest.find(".steps") {
         let before_ok = i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_');
         let after = &rest[i + ".steps".len()..];
-        if before_ok
-            && let Some(id) = leading_ref(after) {
-                out.insert(id);
-            }
+        if before_ok && let Some(id) = leading_ref(after) {
+            out.insert(id);
+        }
         rest = after;
     }
     out
@@ -261,7 +324,9 @@ fn leading_ref(after: &str) -> Option<String> {
     let quoted = |s: &str| s.split('"').nth(1).map(str::to_owned);
     if let Some(r) = after.strip_prefix('.') {
         let r = r.trim_start();
-        if r.starts_with('"') { return quoted(r); }
+        if r.starts_with('"') {
+            return quoted(r);
+        }
         let id: String = r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
         return (!id.is_empty()).then_some(id);
     }
@@ -276,8 +341,13 @@ fn js_refs(src: &str) -> BTreeSet<String> {
         let before_ok = i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$');
         let after = &rest[i + 5..];
         if before_ok {
-            let dotted = after.strip_prefix('.').map(|r| r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>());
-            let bracket = after.strip_prefix("[\"").or_else(|| after.strip_prefix("['")).map(|r| r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>());
+            let dotted = after
+                .strip_prefix('.')
+                .map(|r| r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>());
+            let bracket = after
+                .strip_prefix("[\"")
+                .or_else(|| after.strip_prefix("['"))
+                .map(|r| r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>());
             if let Some(id) = dotted.or(bracket).filter(|s| !s.is_empty()) {
                 out.insert(id);
             }
@@ -299,7 +369,8 @@ mod tests {
 
     #[test]
     fn finds_step_references_in_js() {
-        let refs = js_refs("export default ({ steps }) => steps.lookup.output.x + steps['other'] + mysteps.no");
+        let refs =
+            js_refs("export default ({ steps }) => steps.lookup.output.x + steps['other'] + mysteps.no");
         assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec!["lookup", "other"]);
     }
 }

@@ -63,7 +63,7 @@ steps:
         - id: recover
           transform: .error.message
   - id: until
-    wait: { until: "${{ .steps.pause.output.until }}" }
+    wait: { until: "${{ .steps.pause.output.waited_until }}" }
 "#;
     let flow = load("n.yaml", text).expect("valid").flow;
     assert!(matches!(&flow.steps[0].kind, StepKind::ForEach(f) if f.parallelism == 2 && f.steps.len() == 1));
@@ -154,5 +154,12 @@ fn bad_names_and_missing_fields() {
 fn vars_cannot_read_steps_and_output_can() {
     insta::assert_snapshot!(errors(
         "name: x\nvars: { v: '${{ .steps.a.output }}' }\nsteps:\n  - id: a\n    transform: '1'\noutput: '${{ .steps.a.output + .steps.b.output }}'\n"
+    ));
+}
+
+#[test]
+fn loop_body_steps_are_read_through_the_loop() {
+    insta::assert_snapshot!(errors(
+        "name: x\nsteps:\n  - id: each\n    for_each:\n      items: '${{ [1] }}'\n      steps: [{ id: inner, transform: '.item' }]\n  - id: after\n    transform: .steps.inner.output\n"
     ));
 }

@@ -161,12 +161,8 @@ pub fn run(
         // Built before user code runs, so it captures the genuine `TypeError`.
         let replacer = evaluate::<Function>(ctx, JSON_REPLACER)?;
         let function = load_default_export(ctx, source, watchdog)?;
-        let argument = ctx
-            .json_parse(input)
-            .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
-        let returned = function
-            .call::<_, Value>((argument,))
-            .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+        let argument = ctx.json_parse(input).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+        let returned = function.call::<_, Value>((argument,)).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
         let settled = settle(ctx, returned, watchdog)?;
         to_json(ctx, settled, replacer)
     })
@@ -175,8 +171,7 @@ pub fn run(
 /// Checks that `source` parses as a module with a default export, without running the function.
 /// Used by flow validation before a run starts. (Evaluating top-level module code is allowed under the same limits.)
 pub fn check(source: &str, limits: &SandboxLimits) -> Result<(), CodeError> {
-    Sandbox::new(limits)?
-        .execute(|ctx, watchdog| load_default_export(ctx, source, watchdog).map(drop))
+    Sandbox::new(limits)?.execute(|ctx, watchdog| load_default_export(ctx, source, watchdog).map(drop))
 }
 
 /// A fresh runtime and context with the limits installed.
@@ -195,9 +190,7 @@ impl Sandbox {
     fn new(limits: &SandboxLimits) -> Result<Self, CodeError> {
         let limits = limits.clone();
         let watchdog = Watchdog::start(limits.cpu_time);
-        let host_out_of_memory = || CodeError::MemoryLimit {
-            limit_bytes: limits.memory_bytes,
-        };
+        let host_out_of_memory = || CodeError::MemoryLimit { limit_bytes: limits.memory_bytes };
         let runtime = Runtime::new().map_err(|_| host_out_of_memory())?;
         runtime.set_max_stack_size(limits.max_stack_bytes.clamp(1, MAX_STACK_LIMIT));
         let handler = watchdog.clone();
@@ -206,12 +199,13 @@ impl Sandbox {
             .with::<SandboxIntrinsics>()
             .build(&runtime)
             .map_err(|_| host_out_of_memory())?;
-        let sandbox = Self {
-            context,
-            watchdog,
-            limits,
-        };
+        let sandbox = Self { context, watchdog, limits };
         sandbox.execute(|ctx, _| evaluate::<()>(ctx, PRELUDE))?;
+        // No automatic garbage collection: QuickJS can start a GC cycle while it builds the
+        // "out of memory" error, at a moment its heap is inconsistent (a shape being resized is
+        // unlinked from the GC list), and crash the process. Reference counting still frees
+        // acyclic garbage immediately; cycles are collected when the runtime is dropped.
+        runtime.set_gc_threshold(usize::MAX);
         // 0 means "unlimited" to QuickJS; a sandbox never wants that.
         runtime.set_memory_limit(sandbox.limits.memory_bytes.max(1));
         Ok(sandbox)
@@ -253,10 +247,7 @@ struct Watchdog {
 impl Watchdog {
     /// Starts the clock on a budget of `budget`.
     fn start(budget: Duration) -> Self {
-        Self {
-            deadline: Instant::now().checked_add(budget),
-            tripped: Arc::new(AtomicBool::new(false)),
-        }
+        Self { deadline: Instant::now().checked_add(budget), tripped: Arc::new(AtomicBool::new(false)) }
     }
 
     /// Whether execution must stop; trips the flag the first time the deadline is seen passed.
@@ -264,9 +255,7 @@ impl Watchdog {
         if self.tripped() {
             return true;
         }
-        let expired = self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline);
+        let expired = self.deadline.is_some_and(|deadline| Instant::now() >= deadline);
         if expired {
             self.tripped.store(true, Ordering::SeqCst);
         }
@@ -297,13 +286,7 @@ struct Caught {
 impl Caught {
     /// Describes a failure that did not come from a JS value (an rquickjs or serde error).
     fn plain(out_of_memory: bool, headline: String) -> Self {
-        Self {
-            out_of_memory,
-            thrown_null: false,
-            error_name: None,
-            headline,
-            stack: None,
-        }
+        Self { out_of_memory, thrown_null: false, error_name: None, headline, stack: None }
     }
 
     /// The headline followed by the stack trace, if any.
@@ -338,9 +321,7 @@ impl Failure {
     /// interrupted or starved code produced, and the CPU verdict comes from the watchdog flag.
     fn classify(self, cpu_exhausted: bool, limits: &SandboxLimits) -> CodeError {
         let limit_ms = u64::try_from(limits.cpu_time.as_millis()).unwrap_or(u64::MAX);
-        let memory_limit = CodeError::MemoryLimit {
-            limit_bytes: limits.memory_bytes,
-        };
+        let memory_limit = CodeError::MemoryLimit { limit_bytes: limits.memory_bytes };
         if cpu_exhausted {
             return CodeError::CpuLimit { limit_ms };
         }
@@ -358,9 +339,7 @@ impl Failure {
             Self::Compile(c) if c.error_name.as_deref().is_none_or(|n| n == "SyntaxError") => {
                 CodeError::Syntax(c.with_stack())
             }
-            Self::Setup(c) | Self::Compile(c) | Self::Thrown(c) => {
-                CodeError::Thrown(c.with_stack())
-            }
+            Self::Setup(c) | Self::Compile(c) | Self::Thrown(c) => CodeError::Thrown(c.with_stack()),
             // The stack would only point into the sandbox's own JSON replacer.
             Self::NotJson(c) => CodeError::NotJson(c.headline),
             Self::NoDefaultExport => CodeError::NoDefaultExport,
@@ -376,8 +355,7 @@ impl Failure {
 
 /// Evaluates one of our own scripts (prelude, helpers) in the context.
 fn evaluate<'js, T: FromJs<'js>>(ctx: &Ctx<'js>, script: &str) -> Result<T, Failure> {
-    ctx.eval::<T, _>(script)
-        .map_err(|e| Failure::Setup(caught(ctx, e)))
+    ctx.eval::<T, _>(script).map_err(|e| Failure::Setup(caught(ctx, e)))
 }
 
 /// Compiles and evaluates the user's module and returns its default-exported function.
@@ -386,25 +364,17 @@ fn load_default_export<'js>(
     source: &str,
     watchdog: &Watchdog,
 ) -> Result<Function<'js>, Failure> {
-    let declared = Module::declare(ctx.clone(), MODULE_NAME, source)
-        .map_err(|e| Failure::Compile(caught(ctx, e)))?;
-    let (module, evaluation) = declared
-        .eval()
-        .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+    let declared =
+        Module::declare(ctx.clone(), MODULE_NAME, source).map_err(|e| Failure::Compile(caught(ctx, e)))?;
+    let (module, evaluation) = declared.eval().map_err(|e| Failure::Thrown(caught(ctx, e)))?;
     settle(ctx, evaluation.into_value(), watchdog)?;
-    let export = module
-        .get::<_, Value>("default")
-        .map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+    let export = module.get::<_, Value>("default").map_err(|e| Failure::Thrown(caught(ctx, e)))?;
     export.into_function().ok_or(Failure::NoDefaultExport)
 }
 
 /// Resolves `value` if it is a promise by driving the job queue (under the watchdog);
 /// other values are returned as they are. A rejection becomes [`Failure::Thrown`].
-fn settle<'js>(
-    ctx: &Ctx<'js>,
-    value: Value<'js>,
-    watchdog: &Watchdog,
-) -> Result<Value<'js>, Failure> {
+fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>, watchdog: &Watchdog) -> Result<Value<'js>, Failure> {
     let Some(promise) = value.as_promise().cloned() else {
         return Ok(value);
     };
@@ -461,9 +431,7 @@ fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> Caught {
 
 /// The `name` of `value` if it is an error object (`TypeError`, `InternalError`, ...).
 fn error_name(value: &Value<'_>) -> Option<String> {
-    value
-        .as_exception()
-        .and_then(|exception| exception.get::<_, String>("name").ok())
+    value.as_exception().and_then(|exception| exception.get::<_, String>("name").ok())
 }
 
 /// Describes a thrown value: `Name: message` plus the stack for errors, the string
@@ -474,30 +442,19 @@ fn describe(value: &Value<'_>) -> Caught {
             .get::<Coerced<String>>()
             .map(|text| text.0)
             .unwrap_or_else(|_| format!("a thrown {} value", value.type_name()));
-        return Caught {
-            thrown_null: value.is_null(),
-            ..Caught::plain(false, headline)
-        };
+        return Caught { thrown_null: value.is_null(), ..Caught::plain(false, headline) };
     };
     let error_name = error_name(value);
     let message = exception.message().unwrap_or_default();
-    let out_of_memory = error_name.as_deref() == Some("InternalError")
-        && OUT_OF_MEMORY_MESSAGES.contains(&message.as_str());
+    let out_of_memory =
+        error_name.as_deref() == Some("InternalError") && OUT_OF_MEMORY_MESSAGES.contains(&message.as_str());
     let headline = match error_name.as_deref() {
         Some(name) if !name.is_empty() => format!("{name}: {message}"),
         _ => message,
     };
-    let stack = exception
-        .stack()
-        .map(|stack| stack.trim_end().to_owned())
-        .filter(|stack| !stack.trim().is_empty());
-    Caught {
-        out_of_memory,
-        thrown_null: false,
-        error_name,
-        headline: with_import_hint(headline),
-        stack,
-    }
+    let stack =
+        exception.stack().map(|stack| stack.trim_end().to_owned()).filter(|stack| !stack.trim().is_empty());
+    Caught { out_of_memory, thrown_null: false, error_name, headline: with_import_hint(headline), stack }
 }
 
 /// Explains QuickJS's "could not load module" error: there is no module loader by design.
@@ -516,10 +473,7 @@ mod tests {
     use serde_json::json;
 
     fn limits() -> SandboxLimits {
-        SandboxLimits {
-            cpu_time: Duration::from_millis(200),
-            ..SandboxLimits::default()
-        }
+        SandboxLimits { cpu_time: Duration::from_millis(200), ..SandboxLimits::default() }
     }
 
     fn run_ok(source: &str, input: serde_json::Value) -> serde_json::Value {
@@ -545,10 +499,7 @@ mod tests {
             "steps": { "lookup": { "output": { "body": { "name": "Ada" } } } },
             "inputs": { "total": 150 }
         });
-        assert_eq!(
-            run_ok(source, input),
-            json!({ "tier": "vip", "name": "Ada" })
-        );
+        assert_eq!(run_ok(source, input), json!({ "tier": "vip", "name": "Ada" }));
     }
 
     #[test]
@@ -578,10 +529,7 @@ mod tests {
     fn thrown_non_error_value_is_surfaced() {
         let text = thrown_text(r#"export default () => { throw "plain string"; }"#);
         assert_eq!(text, "plain string");
-        assert_eq!(
-            thrown_text("export default () => { throw undefined; }"),
-            "undefined"
-        );
+        assert_eq!(thrown_text("export default () => { throw undefined; }"), "undefined");
     }
 
     #[test]
@@ -606,10 +554,7 @@ mod tests {
         ] {
             let source = format!("export default () => {{ {growth} }}");
             let err = run(&source, &json!({}), &small).unwrap_err();
-            assert!(
-                matches!(err, CodeError::MemoryLimit { .. }),
-                "{growth}: {err:?}"
-            );
+            assert!(matches!(err, CodeError::MemoryLimit { .. }), "{growth}: {err:?}");
         }
     }
 
@@ -622,10 +567,7 @@ mod tests {
             }"#;
         let input = json!({ "items": (0..2000).collect::<Vec<_>>() });
         for kib in (0..1500).step_by(11) {
-            let tiny = SandboxLimits {
-                memory_bytes: kib * 1024,
-                ..SandboxLimits::default()
-            };
+            let tiny = SandboxLimits { memory_bytes: kib * 1024, ..SandboxLimits::default() };
             match run(source, &input, &tiny) {
                 Ok(_) | Err(CodeError::MemoryLimit { .. }) => {}
                 Err(other) => panic!("{kib} KiB: unexpected {other:?}"),
@@ -696,10 +638,7 @@ mod tests {
     fn cpu_limit_stops_infinite_loop() {
         let started = Instant::now();
         let err = run_err("export default () => { while (true) {} }");
-        assert!(
-            matches!(err, CodeError::CpuLimit { limit_ms: 200 }),
-            "{err:?}"
-        );
+        assert!(matches!(err, CodeError::CpuLimit { limit_ms: 200 }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
 
@@ -743,10 +682,7 @@ mod tests {
 
     #[test]
     fn caught_allocation_failure_lets_code_recover() {
-        let small = SandboxLimits {
-            memory_bytes: 8 * 1024 * 1024,
-            ..limits()
-        };
+        let small = SandboxLimits { memory_bytes: 8 * 1024 * 1024, ..limits() };
         let source = r#"export default () => {
             try { return new ArrayBuffer(64 * 1024 * 1024).byteLength; }
             catch (e) { return String(e); }
@@ -784,12 +720,7 @@ mod tests {
         ]"#;
         assert_eq!(
             run_ok(source, json!(null)),
-            json!([
-                "1970-01-01T00:00:00.000Z",
-                1_714_521_600_000_u64,
-                1_577_836_800_000_u64,
-                true
-            ])
+            json!(["1970-01-01T00:00:00.000Z", 1_714_521_600_000_u64, 1_577_836_800_000_u64, true])
         );
     }
 
@@ -830,10 +761,7 @@ mod tests {
     #[test]
     fn undefined_result_is_null() {
         assert_eq!(run_ok("export default () => {}", json!(1)), json!(null));
-        assert_eq!(
-            run_ok("export default async () => {}", json!(1)),
-            json!(null)
-        );
+        assert_eq!(run_ok("export default async () => {}", json!(1)), json!(null));
     }
 
     #[test]
@@ -862,12 +790,11 @@ mod tests {
 
     #[tokio::test]
     async fn runs_inside_spawn_blocking() {
-        let result = tokio::task::spawn_blocking(|| {
-            run("export default (x) => x + 1", &json!(41), &limits())
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let result =
+            tokio::task::spawn_blocking(|| run("export default (x) => x + 1", &json!(41), &limits()))
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(result, json!(42));
     }
 

@@ -69,7 +69,8 @@ impl HttpClient {
         let built = self.build(req)?;
         let shown = display_url(&req.url);
         let fut = async {
-            let resp = self.client.execute(built).await.map_err(|e| network_error(&req.method, &shown, &e))?;
+            let resp =
+                self.client.execute(built).await.map_err(|e| network_error(&req.method, &shown, &e))?;
             read_response(resp, &req.method, &shown).await
         };
         let output = match tokio::time::timeout(timeout, fut).await {
@@ -86,7 +87,8 @@ impl HttpClient {
         if status_ok(status, &req.expect) {
             Ok(output)
         } else {
-            let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+            let reason =
+                reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
             let message = format!("{} {shown} returned {status} {reason}", req.method).trim_end().to_owned();
             Err(HttpError::Status { status, message, output })
         }
@@ -98,7 +100,10 @@ impl HttpClient {
         let mut url = url::Url::parse(&req.url)
             .map_err(|e| HttpError::Input(format!("`{}` is not a valid URL: {e}", display_url(&req.url))))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(HttpError::Input(format!("only http and https URLs can be requested, not `{}:`", url.scheme())));
+            return Err(HttpError::Input(format!(
+                "only http and https URLs can be requested, not `{}:`",
+                url.scheme()
+            )));
         }
         if !req.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
@@ -108,8 +113,11 @@ impl HttpClient {
         }
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| HttpError::Input(format!("`{k}` is not a valid header name")))?;
-            let value = HeaderValue::from_str(&text(v)).map_err(|_| HttpError::Input(format!("the value of header `{k}` is not valid in a header")))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| HttpError::Input(format!("`{k}` is not a valid header name")))?;
+            let value = HeaderValue::from_str(&text(v)).map_err(|_| {
+                HttpError::Input(format!("the value of header `{k}` is not valid in a header"))
+            })?;
             headers.insert(name, value);
         }
         if !headers.contains_key("idempotency-key")
@@ -127,7 +135,11 @@ impl HttpClient {
             }
             Body::Raw(v) => {
                 let b = builder.body(text(v));
-                if headers.contains_key(CONTENT_TYPE) { b } else { b.header(CONTENT_TYPE, "text/plain; charset=utf-8") }
+                if headers.contains_key(CONTENT_TYPE) {
+                    b
+                } else {
+                    b.header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                }
             }
         };
         builder.build().map_err(|e| HttpError::Input(format!("cannot build the request: {e}")))
@@ -151,13 +163,16 @@ async fn read_response(resp: reqwest::Response, method: &str, shown: &str) -> Re
     }
     let is_json = headers.get("content-type").and_then(Value::as_str).is_some_and(|ct| ct.contains("json"));
     if resp.content_length().is_some_and(|n| n as usize > MAX_RESPONSE_BYTES) {
-        return Err(HttpError::Input(format!("{method} {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes")));
+        return Err(HttpError::Input(format!(
+            "{method} {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes"
+        )));
     }
     let bytes = read_limited(resp, method, shown).await?;
     let body = if bytes.is_empty() {
         Value::Null
     } else if is_json {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     } else {
         Value::String(String::from_utf8_lossy(&bytes).into_owned())
     };
@@ -168,7 +183,9 @@ async fn read_limited(mut resp: reqwest::Response, method: &str, shown: &str) ->
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(method, shown, &e))? {
         if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(HttpError::Input(format!("{method} {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes")));
+            return Err(HttpError::Input(format!(
+                "{method} {shown}: the response is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
         }
         out.extend_from_slice(&chunk);
     }
@@ -226,5 +243,9 @@ fn text(v: &Value) -> String {
 }
 
 fn humanize(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }

@@ -63,14 +63,7 @@ impl RunInsert {
 
 /// A new run's journal: `events` numbered from 1, recorded at `now`.
 pub(crate) fn first_entries(events: &[Event], now: Timestamp) -> Vec<Entry> {
-    (1..)
-        .zip(events)
-        .map(|(seq, event)| Entry {
-            seq,
-            at: now,
-            event: event.clone(),
-        })
-        .collect()
+    (1..).zip(events).map(|(seq, event)| Entry { seq, at: now, event: event.clone() }).collect()
 }
 
 pub(crate) fn lease(lease_ms: u64) -> Result<()> {
@@ -91,11 +84,7 @@ pub(crate) struct Cursor {
 
 impl Default for Cursor {
     fn default() -> Self {
-        Self {
-            wake_at: i64::MIN,
-            id: String::new(),
-            done: false,
-        }
+        Self { wake_at: i64::MIN, id: String::new(), done: false }
     }
 }
 
@@ -114,10 +103,7 @@ impl Cursor {
 pub(crate) fn entries(after_seq: u64, entries: &[Entry]) -> Result<()> {
     for (expected, entry) in (after_seq + 1..).zip(entries) {
         if entry.seq != expected {
-            return Err(Error::Invalid(format!(
-                "entry seq {} where {expected} was expected",
-                entry.seq
-            )));
+            return Err(Error::Invalid(format!("entry seq {} where {expected} was expected", entry.seq)));
         }
     }
     Ok(())
@@ -131,9 +117,7 @@ pub(crate) fn seq(seq: u64) -> Result<i64> {
 pub(crate) fn holder(run_id: &str, owner: &str, lease: Option<&impl RowExt>) -> Result<()> {
     let lease = lease.ok_or_else(|| Error::NotFound(format!("run {run_id}")))?;
     if lease.opt_text("lease_owner")?.as_deref() != Some(owner) {
-        return Err(Error::Conflict(format!(
-            "run {run_id} is not leased by {owner}"
-        )));
+        return Err(Error::Conflict(format!("run {run_id} is not leased by {owner}")));
     }
     Ok(())
 }
@@ -150,9 +134,7 @@ pub(crate) fn releasable(run_id: &str, owner: &str, lease: Option<&impl RowExt>)
 pub(crate) fn after_seq(run_id: &str, last: i64, after_seq: u64) -> Result<()> {
     let last: u64 = narrow(last, "event seq")?;
     if last != after_seq {
-        return Err(Error::Conflict(format!(
-            "journal of run {run_id} is at {last}, not {after_seq}"
-        )));
+        return Err(Error::Conflict(format!("journal of run {run_id} is at {last}, not {after_seq}")));
     }
     Ok(())
 }
@@ -176,20 +158,9 @@ impl RunChange {
         Ok(Self {
             id: append.run_id.to_owned(),
             status: update.status.map(|s| s.as_str().to_owned()),
-            output: update
-                .output
-                .as_ref()
-                .map(|o| to_json(o, "run output"))
-                .transpose()?,
-            error: update
-                .error
-                .as_ref()
-                .map(|e| to_json(e, "run error"))
-                .transpose()?,
-            finished_at: update
-                .finished_at
-                .or(finished.then_some(append.now))
-                .map(|t| t.0),
+            output: update.output.as_ref().map(|o| to_json(o, "run output")).transpose()?,
+            error: update.error.as_ref().map(|e| to_json(e, "run error")).transpose()?,
+            finished_at: update.finished_at.or(finished.then_some(append.now)).map(|t| t.0),
             now: append.now.0,
             finished,
         })

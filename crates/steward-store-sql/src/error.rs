@@ -12,10 +12,9 @@ use steward_store::Error;
 pub(crate) fn db(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::RowNotFound => Error::NotFound("row".to_owned()),
-        sqlx::Error::Database(e) if e.is_unique_violation() => Error::Conflict(format!(
-            "duplicate key ({})",
-            e.constraint().unwrap_or("unique")
-        )),
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            Error::Conflict(format!("duplicate key ({})", e.constraint().unwrap_or("unique")))
+        }
         sqlx::Error::Database(e) => Error::Backend(format!(
             "database error{}: {}",
             e.code().map(|c| format!(" {c}")).unwrap_or_default(),

@@ -46,17 +46,11 @@ impl PgStore {
         check_schema(schema)?;
         let options = parse(url)?;
         let mut conn = PgConnection::connect_with(&options).await.map_err(db)?;
-        let exists: bool = sqlx::query_scalar(SCHEMA_EXISTS)
-            .bind(schema)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(db)?;
+        let exists: bool =
+            sqlx::query_scalar(SCHEMA_EXISTS).bind(schema).fetch_one(&mut conn).await.map_err(db)?;
         if !exists {
             let create = format!(r#"CREATE SCHEMA IF NOT EXISTS "{schema}""#);
-            sqlx::query(AssertSqlSafe(create))
-                .execute(&mut conn)
-                .await
-                .map_err(db)?;
+            sqlx::query(AssertSqlSafe(create)).execute(&mut conn).await.map_err(db)?;
         }
         conn.close().await.map_err(db)?;
         Self::start(options.options([("search_path", schema)])).await
@@ -69,17 +63,11 @@ impl PgStore {
             .await
             .map_err(db)?;
         MIGRATOR.run(&pool).await.map_err(migrate)?;
-        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
-            .fetch_one(&pool)
-            .await
-            .map_err(db)?;
-        let schema =
-            schema.ok_or_else(|| Error::Invalid("no schema on the search path".to_owned()))?;
+        let schema: Option<String> =
+            sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&pool).await.map_err(db)?;
+        let schema = schema.ok_or_else(|| Error::Invalid("no schema on the search path".to_owned()))?;
         let wakeup = Listener::start(options, schema).await?;
-        Ok(Self {
-            pool,
-            wakeup: Arc::new(wakeup),
-        })
+        Ok(Self { pool, wakeup: Arc::new(wakeup) })
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -88,23 +76,15 @@ impl PgStore {
 }
 
 fn parse(url: &str) -> Result<PgConnectOptions> {
-    url.parse()
-        .map_err(|_| Error::Invalid("not a valid PostgreSQL URL".to_owned()))
+    url.parse().map_err(|_| Error::Invalid("not a valid PostgreSQL URL".to_owned()))
 }
 
 fn check_schema(schema: &str) -> Result<()> {
-    let valid = schema
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && schema
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let valid = schema.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && schema.len() <= 63;
     if !valid {
-        return Err(Error::Invalid(format!(
-            "schema name {schema:?}: use a-z, 0-9 and _"
-        )));
+        return Err(Error::Invalid(format!("schema name {schema:?}: use a-z, 0-9 and _")));
     }
     Ok(())
 }
@@ -122,11 +102,8 @@ impl FlowStore for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let newest = sqlx::query(sql::NEWEST_VERSION)
-            .bind(&flow_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let newest =
+            sqlx::query(sql::NEWEST_VERSION).bind(&flow_id).fetch_optional(&mut *tx).await.map_err(db)?;
         let newest = newest.map(|row| rows::flow_version(&row)).transpose()?;
         let version = match newest {
             Some(newest) if newest.digest == new.digest => newest,
@@ -163,11 +140,7 @@ impl FlowStore for PgStore {
     }
 
     async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-        let rows = sqlx::query(sql::LIST_FLOWS)
-            .bind(workspace)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(sql::LIST_FLOWS).bind(workspace).fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(rows::flow_summary).collect()
     }
 }

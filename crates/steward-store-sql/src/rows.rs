@@ -52,10 +52,7 @@ pub(crate) fn flow_version(row: &impl RowExt) -> Result<FlowVersion> {
         file_name: row.text("file_name")?,
         source: row.text("source")?,
         digest: row.text("digest")?,
-        concurrency: row
-            .opt_int("concurrency")?
-            .map(|c| narrow(c, "concurrency"))
-            .transpose()?,
+        concurrency: row.opt_int("concurrency")?.map(|c| narrow(c, "concurrency")).transpose()?,
         created_at: Timestamp(row.int("created_at")?),
     })
 }
@@ -79,9 +76,7 @@ pub(crate) fn run_record(row: &impl RowExt) -> Result<RunRecord> {
         flow_name: row.text("flow_name")?,
         status: status(&row.text("status")?)?,
         output: output.map(|o| from_json(&o, "run output")).transpose()?,
-        error: error
-            .map(|e| from_json::<StepError>(&e, "run error"))
-            .transpose()?,
+        error: error.map(|e| from_json::<StepError>(&e, "run error")).transpose()?,
         parent_run_id: row.opt_text("parent_run_id")?,
         parent_step_key: row.opt_text("parent_step_key")?,
         created_at: Timestamp(row.int("created_at")?),
@@ -121,11 +116,7 @@ pub(crate) struct Candidate {
 pub(crate) fn candidate(row: &impl RowExt) -> Result<Candidate> {
     let key = row.opt_text("concurrency_key")?;
     let limit = row.opt_int("concurrency_limit")?;
-    Ok(Candidate {
-        id: row.text("id")?,
-        wake_at: row.int("wake_at")?,
-        limit: key.zip(limit),
-    })
+    Ok(Candidate { id: row.text("id")?, wake_at: row.int("wake_at")?, limit: key.zip(limit) })
 }
 
 /// The record of a new version of `flow_id`, numbered `version`.
@@ -155,9 +146,5 @@ pub(crate) fn release_wake(wake_at: Option<i64>, first_signal: Option<i64>) -> O
 
 /// The stored columns of an event: `kind`, `step_key` and `data`.
 pub(crate) fn event_columns(event: &Event) -> Result<(&'static str, Option<String>, String)> {
-    Ok((
-        event.kind(),
-        event.key().map(str::to_owned),
-        crate::error::to_json(event, "event")?,
-    ))
+    Ok((event.kind(), event.key().map(str::to_owned), crate::error::to_json(event, "event")?))
 }

@@ -37,10 +37,8 @@ pub(crate) const UPSERT_FLOW: &str = "INSERT INTO flows (id, workspace_id, name,
      VALUES ($1, $2, $3, $4, $4) \
      ON CONFLICT (workspace_id, name) DO UPDATE SET deleted_at = NULL RETURNING id";
 
-pub(crate) const NEWEST_VERSION: &str = concat!(
-    version_select!(),
-    "WHERE v.flow_id = $1 ORDER BY v.version DESC LIMIT 1"
-);
+pub(crate) const NEWEST_VERSION: &str =
+    concat!(version_select!(), "WHERE v.flow_id = $1 ORDER BY v.version DESC LIMIT 1");
 
 pub(crate) const INSERT_VERSION: &str = "INSERT INTO flow_versions \
      (id, workspace_id, flow_id, version, file_name, source, digest, concurrency, created_at) \
@@ -48,8 +46,7 @@ pub(crate) const INSERT_VERSION: &str = "INSERT INTO flow_versions \
 
 pub(crate) const TOUCH_FLOW: &str = "UPDATE flows SET updated_at = $2 WHERE id = $1";
 
-pub(crate) const VERSION: &str =
-    concat!(version_select!(), "WHERE v.workspace_id = $1 AND v.id = $2");
+pub(crate) const VERSION: &str = concat!(version_select!(), "WHERE v.workspace_id = $1 AND v.id = $2");
 
 pub(crate) const LATEST_VERSION: &str = concat!(
     version_select!(),
@@ -72,13 +69,11 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO runs (id, workspace_id, flow_ve
      FROM flow_versions v JOIN flows f ON f.id = v.flow_id \
      WHERE v.id = $3 AND v.workspace_id = $2";
 
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, at, kind, step_key, data) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO run_events (run_id, seq, at, kind, step_key, data) VALUES ($1, $2, $3, $4, $5, $6)";
 
-pub(crate) const RUN: &str = concat!(
-    "SELECT ",
-    run_cols!(),
-    " FROM runs WHERE workspace_id = $1 AND id = $2"
-);
+pub(crate) const RUN: &str =
+    concat!("SELECT ", run_cols!(), " FROM runs WHERE workspace_id = $1 AND id = $2");
 
 /// Due runs without a live lease after the cursor `($2, $3)`, skipping runs whose
 /// concurrency key is already at its limit. `$1` is now, `$4` the batch size.
@@ -103,8 +98,7 @@ macro_rules! claim_candidates {
 pub(crate) const CLAIM_CANDIDATES: &str = claim_candidates!();
 
 /// PostgreSQL: the candidates, locked, leaving out those another executor is claiming.
-pub(crate) const CLAIM_CANDIDATES_LOCKED: &str =
-    concat!(claim_candidates!(), " FOR UPDATE OF r SKIP LOCKED");
+pub(crate) const CLAIM_CANDIDATES_LOCKED: &str = concat!(claim_candidates!(), " FOR UPDATE OF r SKIP LOCKED");
 
 /// Other runs of a concurrency key under a live lease.
 pub(crate) const COUNT_LEASED: &str = concat!(
@@ -124,14 +118,12 @@ pub(crate) const HEARTBEAT: &str = concat!(
     unfinished!()
 );
 
-pub(crate) const JOURNAL: &str =
-    "SELECT seq, at, data FROM run_events WHERE run_id = $1 ORDER BY seq";
+pub(crate) const JOURNAL: &str = "SELECT seq, at, data FROM run_events WHERE run_id = $1 ORDER BY seq";
 
 pub(crate) const LEASE: &str = "SELECT status, lease_owner FROM runs WHERE id = $1";
 
 /// PostgreSQL: [`LEASE`], locking the run until the transaction ends.
-pub(crate) const LEASE_LOCKED: &str =
-    "SELECT status, lease_owner FROM runs WHERE id = $1 FOR UPDATE";
+pub(crate) const LEASE_LOCKED: &str = "SELECT status, lease_owner FROM runs WHERE id = $1 FOR UPDATE";
 
 pub(crate) const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1";
 
@@ -176,7 +168,8 @@ pub(crate) const NEXT_DUE: &str = concat!(
     unfinished!()
 );
 
-pub(crate) const REWRITE_EVENT: &str = "UPDATE run_events SET at = $3, kind = $4, step_key = $5, data = $6 WHERE run_id = $1 AND seq = $2";
+pub(crate) const REWRITE_EVENT: &str =
+    "UPDATE run_events SET at = $3, kind = $4, step_key = $5, data = $6 WHERE run_id = $1 AND seq = $2";
 
 /// Runs per page when a filter asks for none.
 const DEFAULT_LIMIT: usize = 50;
@@ -188,18 +181,13 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new(concat!(
-        "SELECT ",
-        run_cols!(),
-        " FROM runs WHERE workspace_id = "
-    ));
+    let mut q = QueryBuilder::new(concat!("SELECT ", run_cols!(), " FROM runs WHERE workspace_id = "));
     q.push_bind(workspace.to_owned());
     if let Some(flow) = &filter.flow {
         q.push(" AND flow_name = ").push_bind(flow.clone());
     }
     if let Some(status) = filter.status {
-        q.push(" AND status = ")
-            .push_bind(status.as_str().to_owned());
+        q.push(" AND status = ").push_bind(status.as_str().to_owned());
     }
     if let Some(since) = filter.since {
         q.push(" AND created_at >= ").push_bind(since.0);
@@ -211,13 +199,8 @@ where
             .push_bind(before.clone())
             .push(")");
     }
-    let limit = if filter.limit == 0 {
-        DEFAULT_LIMIT
-    } else {
-        filter.limit
-    };
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let limit = if filter.limit == 0 { DEFAULT_LIMIT } else { filter.limit };
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
     q
 }
 

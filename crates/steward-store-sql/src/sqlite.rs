@@ -53,25 +53,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(db)?;
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(db)?;
         MIGRATOR.run(&writer).await.map_err(migrate)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(options)
-            .await
-            .map_err(db)?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(READERS).connect_with(options).await.map_err(db)?;
         let file = tokio::fs::canonicalize(path)
             .await
             .map_err(|e| Error::Backend(format!("cannot resolve {}: {e}", path.display())))?;
-        Ok(Self {
-            writer,
-            reader,
-            wakeup: notifier(file),
-        })
+        Ok(Self { writer, reader, wakeup: notifier(file) })
     }
 
     /// Starts a write transaction, holding the database's write lock from the start.
@@ -82,8 +72,7 @@ impl SqliteStore {
 
 /// The wakeups of the database file `file`, shared by every store open on it.
 fn notifier(file: PathBuf) -> Arc<Notify> {
-    static NOTIFIERS: LazyLock<Mutex<HashMap<PathBuf, Weak<Notify>>>> =
-        LazyLock::new(Default::default);
+    static NOTIFIERS: LazyLock<Mutex<HashMap<PathBuf, Weak<Notify>>>> = LazyLock::new(Default::default);
     let mut map = NOTIFIERS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(notify) = map.get(&file).and_then(Weak::upgrade) {
         return notify;
@@ -106,11 +95,8 @@ impl FlowStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let newest = sqlx::query(sql::NEWEST_VERSION)
-            .bind(&flow_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let newest =
+            sqlx::query(sql::NEWEST_VERSION).bind(&flow_id).fetch_optional(&mut *tx).await.map_err(db)?;
         let newest = newest.map(|row| rows::flow_version(&row)).transpose()?;
         let version = match newest {
             Some(newest) if newest.digest == new.digest => newest,
@@ -147,11 +133,7 @@ impl FlowStore for SqliteStore {
     }
 
     async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-        let rows = sqlx::query(sql::LIST_FLOWS)
-            .bind(workspace)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(sql::LIST_FLOWS).bind(workspace).fetch_all(&self.reader).await.map_err(db)?;
         rows.iter().map(rows::flow_summary).collect()
     }
 }

@@ -91,9 +91,7 @@ conformance! {
 async fn open_accepts_a_plain_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a").join("b").join("steward.db");
-    let store = steward_store_sql::open(path.to_str().unwrap())
-        .await
-        .unwrap();
+    let store = steward_store_sql::open(path.to_str().unwrap()).await.unwrap();
     assert!(store.list_flows(WS).await.unwrap().is_empty());
     assert!(path.exists());
 }

@@ -58,7 +58,8 @@ pub trait RunStore: Send + Sync {
     /// Takes up to `limit` due runs for `owner` until `now + lease_ms`: runs that are queued,
     /// running with an expired lease, or waiting with `wake_at <= now`, oldest due first,
     /// skipping runs whose flow already has `concurrency_limit` runs under a live lease.
-    async fn claim(&self, owner: &str, now: Timestamp, lease_ms: u64, limit: usize) -> Result<Vec<RunRecord>>;
+    async fn claim(&self, owner: &str, now: Timestamp, lease_ms: u64, limit: usize)
+    -> Result<Vec<RunRecord>>;
 
     /// Extends the leases `owner` still holds on `runs` to `until`; returns the runs whose
     /// lease was lost (taken over or finished elsewhere).

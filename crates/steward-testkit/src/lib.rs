@@ -92,13 +92,22 @@ impl Recorder {
     pub async fn wait_for(&self, name: &str, n: usize, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         while self.count(name) < n {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {n} requests to {name}; saw {}", self.count(name));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {n} requests to {name}; saw {}",
+                self.count(name)
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-async fn hit(State(script): State<Arc<Mutex<Script>>>, Path(name): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn hit(
+    State(script): State<Arc<Mutex<Script>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (count, hang, fail, delay) = {
         let mut s = script.lock().expect("script lock");
@@ -131,14 +140,17 @@ async fn hit(State(script): State<Arc<Mutex<Script>>>, Path(name): Path<String>,
 
 /// The PostgreSQL server tests use: `STEWARD_TEST_DATABASE_URL`, or the local default.
 pub fn pg_server_url() -> String {
-    std::env::var("STEWARD_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("STEWARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// Creates an empty database and returns its URL. Fails the test if PostgreSQL is unreachable.
 pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let server = pg_server_url();
-    let mut conn = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL must be running for this test (see README)");
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("PostgreSQL must be running for this test (see README)");
     let name = format!("steward_t_{}", uuid::Uuid::now_v7().simple());
     // The name is generated here from a UUID, never from input.
     let create = format!("CREATE DATABASE {name}");

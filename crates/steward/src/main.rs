@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "steward", version, about = "Delegate work to durable flows and agents, and keep your data.")]
+#[command(
+    name = "steward",
+    version,
+    about = "Delegate work to durable flows and agents, and keep your data."
+)]
 struct Args {
     /// Where the embedded SQLite database lives.
     #[arg(long, global = true, env = "STEWARD_DATA_DIR", default_value = ".steward")]

@@ -42,14 +42,22 @@ impl Display {
             Event::StepCancelled { key } => self.done(key, "✗", "cancelled", at, None),
             Event::StepRetrying { key, attempt, error, retry_at } => {
                 let wait = (retry_at.millis() - at).max(0);
-                self.line(format!("  ↻ {key} attempt {attempt} failed: {}; retrying in {}", error.message, ms(wait)));
+                self.line(format!(
+                    "  ↻ {key} attempt {attempt} failed: {}; retrying in {}",
+                    error.message,
+                    ms(wait)
+                ));
             }
-            Event::StepWaiting { key, until } => self.running(key, format!("{key} waiting {}", ms((until.millis() - at).max(0)))),
+            Event::StepWaiting { key, until } => {
+                self.running(key, format!("{key} waiting {}", ms((until.millis() - at).max(0))))
+            }
             Event::StepSuspended { key, message, .. } => {
                 let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 self.running(key, format!("{key} waiting for approval{msg}"));
             }
-            Event::HandlerStarted { key, error } => self.line(format!("  ! {key} failed ({}); running its error handler", error.message)),
+            Event::HandlerStarted { key, error } => {
+                self.line(format!("  ! {key} failed ({}); running its error handler", error.message))
+            }
             Event::RunCancelled { reason } => self.line(format!("run cancelled: {reason}")),
             _ => {}
         }

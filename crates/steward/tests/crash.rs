@@ -121,8 +121,14 @@ async fn crash_and_resume(env: Env, at: &str) {
     let run = env.queue(&srv.base);
     let mut worker = env.worker();
     match at {
-        "wait" => wait_for_event(&store, &run, |e| matches!(e, Event::StepWaiting { key, .. } if key == "pause")).await,
-        "between" => wait_for_event(&store, &run, |e| matches!(e, Event::StepStarted { key, .. } if key == "spin")).await,
+        "wait" => {
+            wait_for_event(&store, &run, |e| matches!(e, Event::StepWaiting { key, .. } if key == "pause"))
+                .await
+        }
+        "between" => {
+            wait_for_event(&store, &run, |e| matches!(e, Event::StepStarted { key, .. } if key == "spin"))
+                .await
+        }
         _ => srv.wait_for("second", 1, Duration::from_secs(15)).await,
     }
     worker.kill().expect("SIGKILL");

@@ -27,8 +27,14 @@ async fn api() -> String {
                 Json(json!({ "name": "Ada Lovelace", "email": email, "followers": followers }))
             }),
         )
-        .route("/deployments", post(|Json(body): Json<Value>| async move { Json(json!({ "deployed": body })) }))
-        .route("/queues/{queue}", post(|UrlPath(queue): UrlPath<String>| async move { Json(json!({ "queued_in": queue })) }))
+        .route(
+            "/deployments",
+            post(|Json(body): Json<Value>| async move { Json(json!({ "deployed": body })) }),
+        )
+        .route(
+            "/queues/{queue}",
+            post(|UrlPath(queue): UrlPath<String>| async move { Json(json!({ "queued_in": queue })) }),
+        )
         .route("/orders", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance") }))
         .route("/ok", get(|| async { "fine" }))
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }));
@@ -55,9 +61,12 @@ impl Steward {
 
     /// Runs an example and returns its JSON result.
     fn run(&self, file: &str, input: Value) -> Value {
-        let out = self.cmd(&["run", "--json", "--input", &input.to_string(), &example(file).to_string_lossy()]);
+        let out =
+            self.cmd(&["run", "--json", "--input", &input.to_string(), &example(file).to_string_lossy()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{file}: not JSON: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        serde_json::from_str(&stdout).unwrap_or_else(|_| {
+            panic!("{file}: not JSON: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+        })
     }
 }
 
@@ -68,7 +77,8 @@ fn output(result: &Value) -> &Value {
 
 #[test]
 fn every_example_validates() {
-    let files: Vec<PathBuf> = std::fs::read_dir(example("")).expect("examples dir").map(|e| e.expect("entry").path()).collect();
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(example("")).expect("examples dir").map(|e| e.expect("entry").path()).collect();
     assert!(files.len() >= 6, "at least six examples");
     let out = Command::new(BIN).arg("validate").args(&files).output().expect("validate");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -98,12 +108,19 @@ async fn enrich_signup_flags_vips_and_keeps_only_the_shape_of_the_profile() {
 async fn deploy_waits_for_approval_then_deploys() {
     let base = api().await;
     let s = Steward::new();
-    let out = s.cmd(&["run", "--detach", "--input", &json!({"service": "api", "version": "1.4.2", "api": base}).to_string(), &example("deploy-approval.yaml").to_string_lossy()]);
+    let out = s.cmd(&[
+        "run",
+        "--detach",
+        "--input",
+        &json!({"service": "api", "version": "1.4.2", "api": base}).to_string(),
+        &example("deploy-approval.yaml").to_string_lossy(),
+    ]);
     let run = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     // Nothing runs the flow until a worker does; approving runs the rest here.
     let worker = s.cmd(&["runs", "approve", &run, "approve"]);
     assert!(!worker.status.success(), "the approval step has not been reached yet");
-    let mut worker = Command::new(BIN).arg("--data-dir").arg(s.dir.path()).arg("worker").spawn().expect("worker");
+    let mut worker =
+        Command::new(BIN).arg("--data-dir").arg(s.dir.path()).arg("worker").spawn().expect("worker");
     for _ in 0..100 {
         let show = s.cmd(&["runs", "show", "--json", &run]);
         let v: Value = serde_json::from_slice(&show.stdout).expect("json");
@@ -114,9 +131,14 @@ async fn deploy_waits_for_approval_then_deploys() {
     }
     worker.kill().expect("stop worker");
     let _ = worker.wait();
-    let approved = s.cmd(&["runs", "approve", "--json", "--by", "ann", "--reason", "window open", &run, "approve"]);
-    let v: Value = serde_json::from_slice(&approved.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&approved.stderr)));
-    assert_eq!(output(&v), &json!({"deployed": {"service": "api", "version": "1.4.2", "approved_by": "ann"}}));
+    let approved =
+        s.cmd(&["runs", "approve", "--json", "--by", "ann", "--reason", "window open", &run, "approve"]);
+    let v: Value = serde_json::from_slice(&approved.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&approved.stderr)));
+    assert_eq!(
+        output(&v),
+        &json!({"deployed": {"service": "api", "version": "1.4.2", "approved_by": "ann"}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,16 +153,23 @@ async fn check_links_reports_the_broken_ones() {
 async fn triage_routes_by_topic() {
     let base = api().await;
     let s = Steward::new();
-    let billing = s.run("triage-ticket.yaml", json!({"api": base, "ticket": {"subject": "Refund", "body": "charged twice"}}));
+    let billing = s.run(
+        "triage-ticket.yaml",
+        json!({"api": base, "ticket": {"subject": "Refund", "body": "charged twice"}}),
+    );
     assert_eq!(output(&billing), &json!({"queue": "billing", "result": {"queued_in": "billing"}}));
-    let general = s.run("triage-ticket.yaml", json!({"api": base, "ticket": {"subject": "Hi", "body": "a question"}}));
+    let general =
+        s.run("triage-ticket.yaml", json!({"api": base, "ticket": {"subject": "Hi", "body": "a question"}}));
     assert_eq!(output(&general)["queue"], "general");
     assert_eq!(output(&general)["result"]["reply"], "Thanks, we will get back to you within a day.");
 }
 
 #[test]
 fn invoice_total_calls_the_sales_tax_flow() {
-    let result = Steward::new().run("invoice-total.yaml", json!({"lines": [{"qty": 2, "price": 9.5}, {"qty": 1, "price": 31}], "region": "EU"}));
+    let result = Steward::new().run(
+        "invoice-total.yaml",
+        json!({"lines": [{"qty": 2, "price": 9.5}, {"qty": 1, "price": 31}], "region": "EU"}),
+    );
     assert_eq!(output(&result), &json!({"subtotal": 50.0, "tax": 10.0, "total": 60.0}));
 }
 
@@ -160,7 +189,8 @@ fn invalid_flows_exit_2_and_name_the_place() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("bad.yaml");
     std::fs::write(&file, "name: bad\nsteps:\n  - id: a\n    transfrom: '1'\n").expect("write");
-    let out = Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
+    let out =
+        Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:4:5: unknown step kind `transfrom`; did you mean `transform`?"), "{err}");
@@ -170,8 +200,10 @@ fn invalid_flows_exit_2_and_name_the_place() {
 fn failing_runs_exit_1_and_name_the_step() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("fails.yaml");
-    std::fs::write(&file, "name: fails\nsteps:\n  - id: explode\n    transform: 'error(\"kaboom\")'\n").expect("write");
-    let out = Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
+    std::fs::write(&file, "name: fails\nsteps:\n  - id: explode\n    transform: 'error(\"kaboom\")'\n")
+        .expect("write");
+    let out =
+        Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed at step `explode`") && err.contains("kaboom"), "{err}");

@@ -59,12 +59,7 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn forward_forever(
-    mut listener: PgListener,
-    pool: PgPool,
-    schema: String,
-    notify: Arc<Notify>,
-) {
+async fn forward_forever(mut listener: PgListener, pool: PgPool, schema: String, notify: Arc<Notify>) {
     let mut delay = MIN_BACKOFF;
     loop {
         let started = Instant::now();

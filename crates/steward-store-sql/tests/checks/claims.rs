@@ -14,32 +14,16 @@ pub async fn claim_respects_wake_at_leases_limit_and_order(db: &TestDb) {
     let r1 = create(s, &v, T0 + 2).await;
     let r2 = create(s, &v, T0).await;
     let r3 = create(s, &v, T0 + 1).await;
-    assert!(
-        s.claim("a", at(T0 - 1), 1000, 10).await.unwrap().is_empty(),
-        "nothing due yet"
-    );
-    assert!(
-        s.claim("a", at(T0 + 5), 1000, 0).await.unwrap().is_empty(),
-        "limit 0"
-    );
+    assert!(s.claim("a", at(T0 - 1), 1000, 10).await.unwrap().is_empty(), "nothing due yet");
+    assert!(s.claim("a", at(T0 + 5), 1000, 0).await.unwrap().is_empty(), "limit 0");
     let first = s.claim("a", at(T0 + 1), 1000, 1).await.unwrap();
     assert_eq!(ids(&first), [r2.as_str()]);
     let rec = &first[0];
-    assert_eq!(
-        (rec.status, rec.lease_owner.as_deref()),
-        (RunStatus::Running, Some("a"))
-    );
-    assert_eq!(
-        (rec.lease_expires_at, rec.wake_at),
-        (Some(at(T0 + 1001)), Some(at(T0)))
-    );
+    assert_eq!((rec.status, rec.lease_owner.as_deref()), (RunStatus::Running, Some("a")));
+    assert_eq!((rec.lease_expires_at, rec.wake_at), (Some(at(T0 + 1001)), Some(at(T0))));
     assert_eq!(s.run(WS, &r2).await.unwrap(), *rec);
     let rest = s.claim("b", at(T0 + 5), 1000, 10).await.unwrap();
-    assert_eq!(
-        ids(&rest),
-        [r3, r1],
-        "oldest due first; leased runs skipped"
-    );
+    assert_eq!(ids(&rest), [r3, r1], "oldest due first; leased runs skipped");
     assert!(s.claim("c", at(T0 + 5), 1000, 10).await.unwrap().is_empty());
 }
 
@@ -47,27 +31,14 @@ pub async fn expired_lease_is_claimable_by_another_owner(db: &TestDb) {
     let s = &*db.store;
     let v = save(s, WS, "a", "d1", T0).await;
     let r = create(s, &v, T0).await;
-    assert_eq!(
-        ids(&s.claim("a", at(T0), 100, 5).await.unwrap()),
-        [r.as_str()]
-    );
+    assert_eq!(ids(&s.claim("a", at(T0), 100, 5).await.unwrap()), [r.as_str()]);
     assert!(s.claim("b", at(T0 + 99), 100, 5).await.unwrap().is_empty());
     let taken = s.claim("b", at(T0 + 100), 100, 5).await.unwrap();
     assert_eq!(ids(&taken), [r.as_str()]);
     assert_eq!(taken[0].lease_owner.as_deref(), Some("b"));
-    let stale = s
-        .append(append(&r, "a", 1, &[], RunUpdate::default(), T0 + 101))
-        .await;
-    assert!(
-        matches!(stale, Err(Error::Conflict(_))),
-        "old owner: {stale:?}"
-    );
-    assert_eq!(
-        s.heartbeat("a", std::slice::from_ref(&r), at(T0 + 1000))
-            .await
-            .unwrap(),
-        [r]
-    );
+    let stale = s.append(append(&r, "a", 1, &[], RunUpdate::default(), T0 + 101)).await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "old owner: {stale:?}");
+    assert_eq!(s.heartbeat("a", std::slice::from_ref(&r), at(T0 + 1000)).await.unwrap(), [r]);
 }
 
 pub async fn concurrent_claims_never_overlap(db: &TestDb) {
@@ -78,18 +49,11 @@ pub async fn concurrent_claims_never_overlap(db: &TestDb) {
     }
     let mut tasks = Vec::new();
     for owner in 0..4 {
-        let store = if owner % 2 == 0 {
-            Arc::clone(&db.store)
-        } else {
-            db.reopen().await
-        };
+        let store = if owner % 2 == 0 { Arc::clone(&db.store) } else { db.reopen().await };
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store
-                    .claim(&format!("owner-{owner}"), at(T0 + 100), 60_000, 3)
-                    .await
-                    .unwrap();
+                let got = store.claim(&format!("owner-{owner}"), at(T0 + 100), 60_000, 3).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -103,11 +67,7 @@ pub async fn concurrent_claims_never_overlap(db: &TestDb) {
         seen.extend(task.await.unwrap());
     }
     let unique: HashSet<_> = seen.iter().cloned().collect();
-    assert_eq!(
-        unique.len(),
-        seen.len(),
-        "a run was claimed twice: {seen:?}"
-    );
+    assert_eq!(unique.len(), seen.len(), "a run was claimed twice: {seen:?}");
     assert_eq!(unique, all);
 }
 
@@ -118,40 +78,14 @@ pub async fn heartbeat_extends_and_reports_lost_leases(db: &TestDb) {
     let r2 = create(s, &v, T0 + 1).await;
     assert_eq!(s.claim("a", at(T0 + 1), 1000, 10).await.unwrap().len(), 2);
     let runs = [r1.clone(), r2.clone(), "missing".to_owned()];
-    assert_eq!(
-        s.heartbeat("a", &runs, at(T0 + 5000)).await.unwrap(),
-        ["missing"]
-    );
-    assert_eq!(
-        s.run(WS, &r1).await.unwrap().lease_expires_at,
-        Some(at(T0 + 5000))
-    );
-    assert!(
-        s.claim("b", at(T0 + 2000), 1000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leases were extended"
-    );
+    assert_eq!(s.heartbeat("a", &runs, at(T0 + 5000)).await.unwrap(), ["missing"]);
+    assert_eq!(s.run(WS, &r1).await.unwrap().lease_expires_at, Some(at(T0 + 5000)));
+    assert!(s.claim("b", at(T0 + 2000), 1000, 10).await.unwrap().is_empty(), "leases were extended");
     finish(s, &r2, "a", 1, RunStatus::Failed, T0 + 2000).await;
-    assert_eq!(
-        s.heartbeat("a", &runs[..2], at(T0 + 6000)).await.unwrap(),
-        [r2.as_str()]
-    );
-    assert_eq!(
-        ids(&s.claim("b", at(T0 + 6000), 1000, 10).await.unwrap()),
-        [r1.as_str()]
-    );
-    assert_eq!(
-        s.heartbeat("a", &runs[..1], at(T0 + 9000)).await.unwrap(),
-        [r1.as_str()]
-    );
-    assert!(
-        s.heartbeat("b", &runs[..1], at(T0 + 9000))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(s.heartbeat("a", &runs[..2], at(T0 + 6000)).await.unwrap(), [r2.as_str()]);
+    assert_eq!(ids(&s.claim("b", at(T0 + 6000), 1000, 10).await.unwrap()), [r1.as_str()]);
+    assert_eq!(s.heartbeat("a", &runs[..1], at(T0 + 9000)).await.unwrap(), [r1.as_str()]);
+    assert!(s.heartbeat("b", &runs[..1], at(T0 + 9000)).await.unwrap().is_empty());
 }
 
 pub async fn release_with_future_wake_at(db: &TestDb) {
@@ -159,32 +93,15 @@ pub async fn release_with_future_wake_at(db: &TestDb) {
     let v = save(s, WS, "a", "d1", T0).await;
     let r = create(s, &v, T0).await;
     s.claim("a", at(T0), 1000, 1).await.unwrap();
-    assert!(matches!(
-        s.release(&r, "b", Some(at(T0))).await,
-        Err(Error::Conflict(_))
-    ));
-    assert!(matches!(
-        s.release("missing", "a", None).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(s.release(&r, "b", Some(at(T0))).await, Err(Error::Conflict(_))));
+    assert!(matches!(s.release("missing", "a", None).await, Err(Error::NotFound(_))));
     s.release(&r, "a", Some(at(T0 + 500))).await.unwrap();
     let rec = s.run(WS, &r).await.unwrap();
-    assert_eq!(
-        (rec.status, rec.wake_at),
-        (RunStatus::Waiting, Some(at(T0 + 500)))
-    );
+    assert_eq!((rec.status, rec.wake_at), (RunStatus::Waiting, Some(at(T0 + 500))));
     assert_eq!((rec.lease_owner, rec.lease_expires_at), (None, None));
     assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 500)));
-    assert!(
-        s.claim("b", at(T0 + 499), 1000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        ids(&s.claim("b", at(T0 + 500), 1000, 10).await.unwrap()),
-        [r]
-    );
+    assert!(s.claim("b", at(T0 + 499), 1000, 10).await.unwrap().is_empty());
+    assert_eq!(ids(&s.claim("b", at(T0 + 500), 1000, 10).await.unwrap()), [r]);
 }
 
 pub async fn next_due_accounts_for_leases(db: &TestDb) {
@@ -194,11 +111,7 @@ pub async fn next_due_accounts_for_leases(db: &TestDb) {
     create(s, &v, T0 + 5).await;
     assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 5)));
     s.claim("a", at(T0 + 5), 1000, 1).await.unwrap();
-    assert_eq!(
-        s.next_due().await.unwrap(),
-        Some(at(T0 + 1005)),
-        "a leased run is due when its lease ends"
-    );
+    assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 1005)), "a leased run is due when its lease ends");
     create(s, &v, T0 + 100).await;
     assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 100)));
 }

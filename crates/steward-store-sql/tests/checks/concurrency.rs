@@ -27,34 +27,14 @@ pub async fn concurrency_limit_caps_leased_runs(db: &TestDb) {
     }
     let free = create(s, &v, T0 + 10).await;
     let got = s.claim("a", at(T0 + 20), 1000, 10).await.unwrap();
-    assert_eq!(
-        ids(&got),
-        [k[0].clone(), free],
-        "one run of key k at a time"
-    );
-    assert!(
-        s.claim("b", at(T0 + 20), 1000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(ids(&got), [k[0].clone(), free], "one run of key k at a time");
+    assert!(s.claim("b", at(T0 + 20), 1000, 10).await.unwrap().is_empty());
     finish(s, &k[0], "a", 1, RunStatus::Succeeded, T0 + 30).await;
-    assert_eq!(
-        ids(&s.claim("b", at(T0 + 40), 1000, 10).await.unwrap()),
-        [k[1].clone()]
-    );
-    assert!(
-        s.claim("c", at(T0 + 40), 1000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(ids(&s.claim("b", at(T0 + 40), 1000, 10).await.unwrap()), [k[1].clone()]);
+    assert!(s.claim("c", at(T0 + 40), 1000, 10).await.unwrap().is_empty());
     // b's lease ran out: the slot is free again, for k[1] which is due before k[2].
     let again = ids(&s.claim("c", at(T0 + 1040), 1000, 10).await.unwrap());
-    assert_eq!(
-        again.iter().filter(|id| k.contains(id)).collect::<Vec<_>>(),
-        [&k[1]]
-    );
+    assert_eq!(again.iter().filter(|id| k.contains(id)).collect::<Vec<_>>(), [&k[1]]);
 }
 
 pub async fn concurrency_limit_within_one_claim(db: &TestDb) {
@@ -67,12 +47,7 @@ pub async fn concurrency_limit_within_one_claim(db: &TestDb) {
         s.create_run(run, &[]).await.unwrap();
     }
     assert_eq!(s.claim("a", at(T0 + 10), 1000, 10).await.unwrap().len(), 2);
-    assert!(
-        s.claim("b", at(T0 + 10), 1000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.claim("b", at(T0 + 10), 1000, 10).await.unwrap().is_empty());
 }
 
 pub async fn concurrency_limit_holds_under_concurrent_claims(db: &TestDb) {
@@ -81,10 +56,7 @@ pub async fn concurrency_limit_holds_under_concurrent_claims(db: &TestDb) {
         let mut run = new_run(&v, T0 + i);
         run.concurrency_key = Some("k".into());
         run.concurrency_limit = Some(2);
-        db.store
-            .create_run(run.clone(), &[started(&run)])
-            .await
-            .unwrap();
+        db.store.create_run(run.clone(), &[started(&run)]).await.unwrap();
     }
     // Counts runs from the moment a claim returns them until just before they are finished,
     // a subset of the time the database holds their lease.
@@ -92,21 +64,14 @@ pub async fn concurrency_limit_holds_under_concurrent_claims(db: &TestDb) {
     let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for owner in 0..4 {
-        let store = if owner % 2 == 0 {
-            Arc::clone(&db.store)
-        } else {
-            db.reopen().await
-        };
+        let store = if owner % 2 == 0 { Arc::clone(&db.store) } else { db.reopen().await };
         let (live, done) = (Arc::clone(&live), Arc::clone(&done));
         tasks.push(tokio::spawn(async move {
             let owner = format!("owner-{owner}");
             while done.load(Ordering::SeqCst) < 10 {
                 let got = store.claim(&owner, at(T0 + 100), 60_000, 2).await.unwrap();
                 let now_live = live.fetch_add(got.len(), Ordering::SeqCst) + got.len();
-                assert!(
-                    now_live <= 2,
-                    "{now_live} runs of a key with limit 2 leased at once"
-                );
+                assert!(now_live <= 2, "{now_live} runs of a key with limit 2 leased at once");
                 for run in got {
                     live.fetch_sub(1, Ordering::SeqCst);
                     finish(&*store, &run.id, &owner, 1, RunStatus::Succeeded, T0 + 200).await;
@@ -117,26 +82,15 @@ pub async fn concurrency_limit_holds_under_concurrent_claims(db: &TestDb) {
         }));
     }
     for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
     }
-    let finished = RunFilter {
-        status: Some(RunStatus::Succeeded),
-        ..RunFilter::default()
-    };
+    let finished = RunFilter { status: Some(RunStatus::Succeeded), ..RunFilter::default() };
     assert_eq!(db.store.list_runs(WS, &finished).await.unwrap().len(), 10);
 }
 
 pub async fn concurrency_limit_holds_for_simultaneous_claims(db: &TestDb) {
     let v = save(&*db.store, WS, "a", "d1", T0).await;
-    let stores = [
-        Arc::clone(&db.store),
-        db.reopen().await,
-        Arc::clone(&db.store),
-        db.reopen().await,
-    ];
+    let stores = [Arc::clone(&db.store), db.reopen().await, Arc::clone(&db.store), db.reopen().await];
     for round in 0..5 {
         // More runs than one claim reads at a time, so simultaneous claims see different runs.
         for i in 0..24 {
@@ -151,11 +105,7 @@ pub async fn concurrency_limit_holds_for_simultaneous_claims(db: &TestDb) {
             let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                store
-                    .claim(&format!("owner-{i}"), at(T0 + 100), 60_000, 2)
-                    .await
-                    .unwrap()
-                    .len()
+                store.claim(&format!("owner-{i}"), at(T0 + 100), 60_000, 2).await.unwrap().len()
             }));
         }
         let mut claimed = 0;
@@ -164,9 +114,6 @@ pub async fn concurrency_limit_holds_for_simultaneous_claims(db: &TestDb) {
         }
         // Earlier rounds' keys are full, so everything claimed is of this round's key. A claim
         // may leave a run for later when another holds the key, but never exceeds the limit.
-        assert!(
-            (1..=2).contains(&claimed),
-            "round {round}: {claimed} runs of a key with limit 2 claimed"
-        );
+        assert!((1..=2).contains(&claimed), "round {round}: {claimed} runs of a key with limit 2 claimed");
     }
 }

@@ -7,24 +7,15 @@ use crate::support::{OTHER, T0, TestDb, WS, at, new_version, save};
 pub async fn save_version_numbers_and_dedupes(db: &TestDb) {
     let s = &*db.store;
     let v1 = save(s, WS, "a", "d1", T0).await;
-    assert_eq!(
-        (v1.version, v1.name.as_str(), v1.workspace.as_str()),
-        (1, "a", WS)
-    );
+    assert_eq!((v1.version, v1.name.as_str(), v1.workspace.as_str()), (1, "a", WS));
     assert_eq!(v1.source, "source of a d1");
     let again = save(s, WS, "a", "d1", T0 + 5).await;
-    assert_eq!(
-        again, v1,
-        "same digest as the newest version returns it unchanged"
-    );
+    assert_eq!(again, v1, "same digest as the newest version returns it unchanged");
     let v2 = save(s, WS, "a", "d2", T0 + 10).await;
     assert_eq!((v2.version, &v2.flow_id), (2, &v1.flow_id));
     assert_ne!(v2.id, v1.id);
     let v3 = save(s, WS, "a", "d1", T0 + 20).await;
-    assert_eq!(
-        v3.version, 3,
-        "an older digest that is not the newest is a new version"
-    );
+    assert_eq!(v3.version, 3, "an older digest that is not the newest is a new version");
     let b = save(s, WS, "b", "d1", T0).await;
     assert_eq!(b.version, 1);
     assert_ne!(b.flow_id, v1.flow_id);
@@ -32,14 +23,8 @@ pub async fn save_version_numbers_and_dedupes(db: &TestDb) {
     assert_eq!(other.version, 1);
     assert_ne!(other.flow_id, v1.flow_id);
     assert_eq!(s.version(WS, &v2.id).await.unwrap(), v2);
-    assert!(matches!(
-        s.version(OTHER, &v2.id).await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        s.version(WS, "missing").await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(s.version(OTHER, &v2.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(s.version(WS, "missing").await, Err(Error::NotFound(_))));
 }
 
 pub async fn save_version_keeps_fields(db: &TestDb) {
@@ -66,18 +51,8 @@ pub async fn latest_version_and_list_flows(db: &TestDb) {
     assert_eq!(s.latest_version(WS, "b").await.unwrap(), Some(b1.clone()));
     let flows = s.list_flows(WS).await.unwrap();
     let expected = vec![
-        FlowSummary {
-            id: a1.flow_id.clone(),
-            name: "a".into(),
-            latest_version: 2,
-            updated_at: at(T0 + 10),
-        },
-        FlowSummary {
-            id: b1.flow_id.clone(),
-            name: "b".into(),
-            latest_version: 1,
-            updated_at: at(T0 + 5),
-        },
+        FlowSummary { id: a1.flow_id.clone(), name: "a".into(), latest_version: 2, updated_at: at(T0 + 10) },
+        FlowSummary { id: b1.flow_id.clone(), name: "b".into(), latest_version: 1, updated_at: at(T0 + 5) },
     ];
     assert_eq!(flows, expected);
     assert_eq!(s.list_flows(OTHER).await.unwrap().len(), 1);
@@ -87,9 +62,6 @@ pub async fn migrations_are_idempotent(db: &TestDb) {
     let v = save(&*db.store, WS, "a", "d1", T0).await;
     let again = db.reopen().await;
     let third = db.reopen().await;
-    assert_eq!(
-        again.latest_version(WS, "a").await.unwrap(),
-        Some(v.clone())
-    );
+    assert_eq!(again.latest_version(WS, "a").await.unwrap(), Some(v.clone()));
     assert_eq!(third.version(WS, &v.id).await.unwrap(), v);
 }

@@ -34,53 +34,37 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("nested").join("steward.db");
         let store = SqliteStore::open(&path).await.expect("open SQLite");
-        Self {
-            store: Arc::new(store),
-            backend: Backend::Sqlite { _dir: dir, path },
-        }
+        Self { store: Arc::new(store), backend: Backend::Sqlite { _dir: dir, path } }
     }
 
     /// A new schema on the test server; fails the test when the server is unreachable.
     pub async fn postgres() -> Self {
-        let url = std::env::var("STEWARD_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let url = std::env::var("STEWARD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
         let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
         let store = PgStore::connect_schema(&url, &schema)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set STEWARD_TEST_DATABASE_URL): {e}"));
-        Self {
-            store: Arc::new(store),
-            backend: Backend::Postgres { url, schema },
-        }
+        Self { store: Arc::new(store), backend: Backend::Postgres { url, schema } }
     }
 
     /// Another store on the same data, opened (and migrated) from scratch.
     pub async fn reopen(&self) -> Arc<dyn Store> {
         match &self.backend {
             Backend::Sqlite { path, .. } => {
-                steward_store_sql::open(&format!("sqlite://{}", path.display()))
-                    .await
-                    .expect("reopen SQLite")
+                steward_store_sql::open(&format!("sqlite://{}", path.display())).await.expect("reopen SQLite")
             }
-            Backend::Postgres { url, schema } => Arc::new(
-                PgStore::connect_schema(url, schema)
-                    .await
-                    .expect("reconnect PostgreSQL"),
-            ),
+            Backend::Postgres { url, schema } => {
+                Arc::new(PgStore::connect_schema(url, schema).await.expect("reconnect PostgreSQL"))
+            }
         }
     }
 
     pub async fn cleanup(self) {
         drop(self.store);
         if let Backend::Postgres { url, schema } = self.backend {
-            let mut conn = PgConnection::connect(&url)
-                .await
-                .expect("connect for cleanup");
+            let mut conn = PgConnection::connect(&url).await.expect("connect for cleanup");
             let drop_schema = format!(r#"DROP SCHEMA "{schema}" CASCADE"#);
-            sqlx::query(AssertSqlSafe(drop_schema))
-                .execute(&mut conn)
-                .await
-                .expect("drop test schema");
+            sqlx::query(AssertSqlSafe(drop_schema)).execute(&mut conn).await.expect("drop test schema");
         }
     }
 }
@@ -101,17 +85,8 @@ pub fn new_version(workspace: &str, name: &str, digest: &str, now: i64) -> NewFl
     }
 }
 
-pub async fn save(
-    store: &dyn Store,
-    workspace: &str,
-    name: &str,
-    digest: &str,
-    now: i64,
-) -> FlowVersion {
-    store
-        .save_version(new_version(workspace, name, digest, now))
-        .await
-        .expect("save_version")
+pub async fn save(store: &dyn Store, workspace: &str, name: &str, digest: &str, now: i64) -> FlowVersion {
+    store.save_version(new_version(workspace, name, digest, now)).await.expect("save_version")
 }
 
 pub fn new_run(version: &FlowVersion, now: i64) -> NewRun {
@@ -128,32 +103,19 @@ pub fn new_run(version: &FlowVersion, now: i64) -> NewRun {
 }
 
 pub fn started(run: &NewRun) -> Event {
-    Event::RunStarted {
-        run_id: run.id.clone(),
-        inputs: run.inputs.clone(),
-    }
+    Event::RunStarted { run_id: run.id.clone(), inputs: run.inputs.clone() }
 }
 
 /// Creates a run of `version` due at `now`, journal `[RunStarted]`; returns its id.
 pub async fn create(store: &dyn Store, version: &FlowVersion, now: i64) -> String {
     let run = new_run(version, now);
-    store
-        .create_run(run.clone(), &[started(&run)])
-        .await
-        .expect("create_run");
+    store.create_run(run.clone(), &[started(&run)]).await.expect("create_run");
     run.id
 }
 
 /// `events` as journal entries numbered from `first`.
 pub fn entries(first: u64, now: i64, events: &[Event]) -> Vec<Entry> {
-    (first..)
-        .zip(events)
-        .map(|(seq, event)| Entry {
-            seq,
-            at: at(now),
-            event: event.clone(),
-        })
-        .collect()
+    (first..).zip(events).map(|(seq, event)| Entry { seq, at: at(now), event: event.clone() }).collect()
 }
 
 pub fn append<'a>(
@@ -164,14 +126,7 @@ pub fn append<'a>(
     update: RunUpdate,
     now: i64,
 ) -> Append<'a> {
-    Append {
-        run_id,
-        owner,
-        after_seq,
-        entries,
-        update,
-        now: at(now),
-    }
+    Append { run_id, owner, after_seq, entries, update, now: at(now) }
 }
 
 /// Appends `RunFinished` with `status` as `owner`.
@@ -183,23 +138,9 @@ pub async fn finish(
     status: RunStatus,
     now: i64,
 ) {
-    let last = entries(
-        after_seq + 1,
-        now,
-        &[Event::RunFinished {
-            status,
-            output: None,
-            error: None,
-        }],
-    );
-    let update = RunUpdate {
-        status: Some(status),
-        ..RunUpdate::default()
-    };
-    store
-        .append(append(run_id, owner, after_seq, &last, update, now))
-        .await
-        .expect("finish run");
+    let last = entries(after_seq + 1, now, &[Event::RunFinished { status, output: None, error: None }]);
+    let update = RunUpdate { status: Some(status), ..RunUpdate::default() };
+    store.append(append(run_id, owner, after_seq, &last, update, now)).await.expect("finish run");
 }
 
 pub fn ids(runs: &[steward_store::RunRecord]) -> Vec<String> {

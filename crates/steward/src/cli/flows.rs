@@ -49,7 +49,9 @@ pub fn load_file(path: &Path) -> anyhow::Result<(LoadedFlow, String)> {
     let mut problems = Vec::new();
     check_code(&loaded.flow.steps, &mut problems);
     if !problems.is_empty() {
-        return Err(Invalid(steward_flow::located_error(&name, &loaded.locations, problems).to_string()).into());
+        return Err(
+            Invalid(steward_flow::located_error(&name, &loaded.locations, problems).to_string()).into()
+        );
     }
     Ok((loaded, text))
 }
@@ -58,9 +60,10 @@ fn check_code(steps: &[Step], problems: &mut Vec<(steward_flow::Path, String)>) 
     let limits = steward_steps::code::SandboxLimits::default();
     for s in steps {
         if let StepKind::Code(c) = &s.kind
-            && let Err(e) = steward_steps::code::check(&c.source, &limits) {
-                problems.push((s.path.key("code"), e.to_string()));
-            }
+            && let Err(e) = steward_steps::code::check(&c.source, &limits)
+        {
+            problems.push((s.path.key("code"), e.to_string()));
+        }
         for block in steward_flow::children(s) {
             check_code(block, problems);
         }
@@ -69,15 +72,35 @@ fn check_code(steps: &[Step], problems: &mut Vec<(steward_flow::Path, String)>) 
 
 /// Validates and stores a flow file, and the flows it calls that are not stored yet when a
 /// file `<name>.yaml` (or `.yml`, `.json`) sits next to it.
-pub async fn apply_file(store: &Arc<dyn Store>, path: &Path, now: steward_engine::Timestamp) -> anyhow::Result<FlowVersion> {
+pub async fn apply_file(
+    store: &Arc<dyn Store>,
+    path: &Path,
+    now: steward_engine::Timestamp,
+) -> anyhow::Result<FlowVersion> {
     let (loaded, text) = load_file(path)?;
-    for called in called_flows(&loaded.flow.steps) {
-        if store.latest_version(DEFAULT_WORKSPACE, &called).await?.is_some() {
-            continue;
-        }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        if let Some(file) = ["yaml", "yml", "json"].iter().map(|ext| dir.join(format!("{called}.{ext}"))).find(|p| p.exists()) {
-            Box::pin(apply_file(store, &file, now)).await?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (called, at) in called_flows(&loaded.flow.steps) {
+        let sibling = ["yaml", "yml", "json"]
+            .iter()
+            .map(|ext| dir.join(format!("{called}.{ext}")))
+            .find(|p| p.exists());
+        match sibling {
+            // Applying an unchanged file keeps its version, so this is cheap and picks up edits.
+            Some(file) if file != path => {
+                Box::pin(apply_file(store, &file, now)).await?;
+            }
+            _ if store.latest_version(DEFAULT_WORKSPACE, &called).await?.is_some() => {}
+            _ => {
+                let message = format!(
+                    "this calls flow `{called}`, which is not stored and has no file `{called}.yaml` next to this one"
+                );
+                let err = steward_flow::located_error(
+                    &path.display().to_string(),
+                    &loaded.locations,
+                    vec![(at, message)],
+                );
+                return Err(Invalid(err.to_string()).into());
+            }
         }
     }
     let new = NewFlowVersion {
@@ -92,11 +115,11 @@ pub async fn apply_file(store: &Arc<dyn Store>, path: &Path, now: steward_engine
     Ok(store.save_version(new).await?)
 }
 
-fn called_flows(steps: &[Step]) -> Vec<String> {
+fn called_flows(steps: &[Step]) -> Vec<(String, steward_flow::Path)> {
     let mut out = Vec::new();
     for s in steps {
         if let StepKind::Flow(c) = &s.kind {
-            out.push(c.name.to_string());
+            out.push((c.name.to_string(), s.path.key("flow").key("name")));
         }
         for block in steward_flow::children(s) {
             out.extend(called_flows(block));
@@ -141,7 +164,10 @@ pub async fn command(location: &Location, cmd: FlowsCommand) -> anyhow::Result<E
                 }
             }
             if json {
-                let out: Vec<_> = applied.iter().map(|v| serde_json::json!({"name": v.name, "version": v.version, "id": v.id})).collect();
+                let out: Vec<_> = applied
+                    .iter()
+                    .map(|v| serde_json::json!({"name": v.name, "version": v.version, "id": v.id}))
+                    .collect();
                 super::print_json(&out)?;
             } else {
                 applied.iter().for_each(|v| println!("{} version {}", v.name, v.version));

@@ -14,10 +14,12 @@ use serde_json::Value;
 pub fn parse_input(input: Option<&str>) -> anyhow::Result<Value> {
     let Some(text) = input else { return Ok(Value::Object(Default::default())) };
     let text = match text.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(Path::new(path)).with_context(|| format!("cannot read the input file {path}"))?,
+        Some(path) => std::fs::read_to_string(Path::new(path))
+            .with_context(|| format!("cannot read the input file {path}"))?,
         None => text.to_owned(),
     };
-    serde_json::from_str(&text).context("--input must be JSON, for example --input '{\"email\": \"a@example.com\"}'")
+    serde_json::from_str(&text)
+        .context("--input must be JSON, for example --input '{\"email\": \"a@example.com\"}'")
 }
 
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {

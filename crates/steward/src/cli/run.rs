@@ -64,7 +64,12 @@ pub async fn run(location: &Location, args: RunArgs) -> anyhow::Result<ExitCode>
 }
 
 /// Drives the local executor and shows the run's progress until it finishes.
-pub async fn follow(executor: Executor, mut progress: broadcast::Receiver<steward_executor::Progress>, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn follow(
+    executor: Executor,
+    mut progress: broadcast::Receiver<steward_executor::Progress>,
+    run_id: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = executor.store().clone();
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn({
@@ -114,7 +119,9 @@ pub async fn follow(executor: Executor, mut progress: broadcast::Receiver<stewar
 async fn report(store: &Arc<dyn Store>, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let run = store.run(DEFAULT_WORKSPACE, run_id).await?;
     if json {
-        super::print_json(&json!({ "run_id": run.id, "status": run.status, "output": run.output, "error": run.error }))?;
+        super::print_json(
+            &json!({ "run_id": run.id, "status": run.status, "output": run.output, "error": run.error }),
+        )?;
     } else {
         match (&run.status, &run.error) {
             (RunStatus::Succeeded, _) => super::print_json(&run.output)?,

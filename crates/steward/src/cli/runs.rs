@@ -81,7 +81,9 @@ pub async fn command(location: &Location, cmd: RunsCommand) -> anyhow::Result<Ex
     match cmd {
         RunsCommand::List { flow, status, limit, before, json } => {
             let status = match status.as_deref().map(|s| RunStatus::parse(s).ok_or(s)) {
-                Some(Err(s)) => anyhow::bail!("unknown status `{s}`: use queued, running, waiting, succeeded, failed or cancelled"),
+                Some(Err(s)) => anyhow::bail!(
+                    "unknown status `{s}`: use queued, running, waiting, succeeded, failed or cancelled"
+                ),
                 Some(Ok(s)) => Some(s),
                 None => None,
             };
@@ -92,7 +94,13 @@ pub async fn command(location: &Location, cmd: RunsCommand) -> anyhow::Result<Ex
                 println!("{:<38} {:<24} {:<10} {:>10}", "RUN", "FLOW", "STATUS", "AGE");
                 let now = now().millis();
                 for r in runs {
-                    println!("{:<38} {:<24} {:<10} {:>10}", r.id, r.flow_name, r.status.as_str(), age(now - r.created_at.millis()));
+                    println!(
+                        "{:<38} {:<24} {:<10} {:>10}",
+                        r.id,
+                        r.flow_name,
+                        r.status.as_str(),
+                        age(now - r.created_at.millis())
+                    );
                 }
             }
         }
@@ -112,11 +120,13 @@ async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Res
     let store = location.open().await?;
     let run = store.run(DEFAULT_WORKSPACE, &d.run).await?;
     let journal = store.journal(&run.id).await?;
-    let suspended = journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == d.step));
+    let suspended =
+        journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == d.step));
     if !suspended || run.status.is_finished() {
         anyhow::bail!("step `{}` of run {} is not waiting for an approval", d.step, run.id);
     }
-    let signal = Signal::Approval { step: d.step.clone(), approved, by: d.by.clone(), reason: d.reason.clone() };
+    let signal =
+        Signal::Approval { step: d.step.clone(), approved, by: d.by.clone(), reason: d.reason.clone() };
     let executor = local::executor(store, 64)?;
     let progress = executor.subscribe();
     executor.signal(DEFAULT_WORKSPACE, &run.id, &signal).await?;
@@ -150,7 +160,13 @@ async fn show(store: &std::sync::Arc<dyn steward_store::Store>, id: &str, json: 
     if json {
         return super::print_json(&json!({ "run": run, "steps": steps }));
     }
-    println!("run      {}\nflow     {} (version {})\nstatus   {}", run.id, run.flow_name, compiled.version.version, run.status.as_str());
+    println!(
+        "run      {}\nflow     {} (version {})\nstatus   {}",
+        run.id,
+        run.flow_name,
+        compiled.version.version,
+        run.status.as_str()
+    );
     if let Some(e) = &run.error {
         println!("error    {e}");
     }
@@ -165,7 +181,12 @@ async fn show(store: &std::sync::Arc<dyn steward_store::Store>, id: &str, json: 
     Ok(())
 }
 
-async fn logs(store: &std::sync::Arc<dyn steward_store::Store>, id: &str, follow: bool, json: bool) -> anyhow::Result<()> {
+async fn logs(
+    store: &std::sync::Arc<dyn steward_store::Store>,
+    id: &str,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let run = store.run(DEFAULT_WORKSPACE, id).await?;
     let mut seen = 0u64;
     loop {
@@ -190,14 +211,24 @@ async fn logs(store: &std::sync::Arc<dyn steward_store::Store>, id: &str, follow
 fn describe(e: &Entry) -> String {
     let detail = match &e.event {
         Event::StepStarted { attempt, .. } => format!("attempt {attempt}"),
-        Event::StepRetrying { attempt, error, retry_at, .. } => format!("attempt {attempt} failed: {}; retry at {}", error.message, retry_at.millis()),
-        Event::StepFailed { error, continued, .. } => format!("{}{}", error.message, if *continued { " (continuing)" } else { "" }),
-        Event::ApprovalDecided { approved, by, reason, .. } => format!("{} by {by}{}", if *approved { "approved" } else { "rejected" }, reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
+        Event::StepRetrying { attempt, error, retry_at, .. } => {
+            format!("attempt {attempt} failed: {}; retry at {}", error.message, retry_at.millis())
+        }
+        Event::StepFailed { error, continued, .. } => {
+            format!("{}{}", error.message, if *continued { " (continuing)" } else { "" })
+        }
+        Event::ApprovalDecided { approved, by, reason, .. } => format!(
+            "{} by {by}{}",
+            if *approved { "approved" } else { "rejected" },
+            reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        ),
         Event::BranchTaken { case, .. } => format!("case {}", case.map_or("none".into(), |c| c.to_string())),
         Event::ItemsResolved { items, .. } => format!("{} items", items.len()),
         Event::ItemStarted { index, .. } => format!("item {index}"),
         Event::ChildStarted { child_run_id, .. } => format!("child run {child_run_id}"),
-        Event::RunFinished { status, error, .. } => format!("{}{}", status.as_str(), error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()),
+        Event::RunFinished { status, error, .. } => {
+            format!("{}{}", status.as_str(), error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())
+        }
         Event::RunCancelled { reason } => reason.clone(),
         _ => String::new(),
     };
