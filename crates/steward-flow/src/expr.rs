@@ -42,24 +42,39 @@ fn denied<'a, D: jaq_core::DataT>(_: jaq_core::Cv<'a, D>) -> ValXs<'a, D::V<'a>>
     Box::new(std::iter::once(Err(jaq_core::Exn::from(err))))
 }
 
+/// For each byte of a jq program, whether it is code (true) or inside a string literal (false).
+/// String literals are skipped by the scans below so that `"now"` or `"}}"` stay text.
+pub(crate) fn code_mask(source: &str) -> Vec<bool> {
+    let bytes = source.as_bytes();
+    let mut mask = vec![true; bytes.len()];
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string || b == b'"' {
+            mask[i] = false;
+        }
+        if in_string && b == b'\\' {
+            if let Some(m) = mask.get_mut(i + 1) {
+                *m = false;
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = !in_string;
+        }
+        i += 1;
+    }
+    mask
+}
+
 /// Finds a call of a denied filter: an identifier (outside string literals) not preceded by
 /// `.` or `$`, so field names such as `.env` stay usable.
 fn denied_use(source: &str) -> Option<(usize, &'static str)> {
     let bytes = source.as_bytes();
-    let (mut i, mut in_string) = (0, false);
+    let mask = code_mask(source);
+    let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        if b == b'"' {
-            in_string = true;
+        if !mask[i] {
             i += 1;
             continue;
         }

@@ -55,7 +55,9 @@ pub fn load(file: &str, text: &str) -> Result<LoadedFlow, LoadError> {
 /// The JSON value of a YAML or JSON document, without flow checks (for tools such as schema
 /// validation).
 pub fn document_value(text: &str) -> Result<serde_json::Value, String> {
-    source::parse(text).map(|(v, _)| v).map_err(|e| format!("{}:{}: {}", e.position.line, e.position.column, e.message))
+    source::parse(text)
+        .map(|(v, _)| v)
+        .map_err(|e| format!("{}:{}: {}", e.position.line, e.position.column, e.message))
 }
 
 /// Builds a [`LoadError`] for problems found by later checks (for example JavaScript syntax),

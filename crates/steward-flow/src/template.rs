@@ -192,25 +192,18 @@ fn compile(source: &str) -> Result<Expr, TemplateError> {
 /// Finds the `}}` that closes an expression, skipping braces and string literals inside it.
 fn find_close(body: &str) -> Option<usize> {
     let bytes = body.as_bytes();
-    let (mut depth, mut i, mut in_string) = (0usize, 0usize, false);
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b'{' => depth += 1,
-                b'}' if depth > 0 => depth -= 1,
-                b'}' if bytes.get(i + 1) == Some(&b'}') => return Some(i),
-                _ => {}
-            }
+    let mask = crate::expr::code_mask(body);
+    let mut depth = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !mask[i] {
+            continue;
         }
-        i += 1;
+        match b {
+            b'{' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b'}' if bytes.get(i + 1) == Some(&b'}') && mask.get(i + 1) == Some(&true) => return Some(i),
+            _ => {}
+        }
     }
     None
 }

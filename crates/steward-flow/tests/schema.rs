@@ -29,7 +29,8 @@ fn every_example_matches_the_schema() {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
         let value = yaml_to_json(&text);
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
         checked += 1;
     }
