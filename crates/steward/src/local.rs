@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use steward_executor::{Executor, ExecutorOptions};
@@ -30,18 +31,23 @@ impl Location {
     }
 }
 
-pub fn executor(store: Arc<dyn Store>, max_runs: usize) -> anyhow::Result<Executor> {
-    executor_with(store, max_runs, ExecutorOptions::default().lease)
-}
-
-pub fn executor_with(
-    store: Arc<dyn Store>,
-    max_runs: usize,
-    lease: std::time::Duration,
-) -> anyhow::Result<Executor> {
-    let owner = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::now_v7().simple());
-    let opts = ExecutorOptions { owner, max_runs, lease, ..ExecutorOptions::default() };
-    Executor::new(store, opts).context("cannot start the executor")
+impl Location {
+    /// An executor for this database. PostgreSQL wakes executors with `LISTEN/NOTIFY`, so they
+    /// only look for work on their own as a safety net; SQLite wake-ups do not cross processes,
+    /// so executors look once a second for work queued by other `steward` commands.
+    pub fn executor(
+        &self,
+        store: Arc<dyn Store>,
+        max_runs: usize,
+        lease: Option<Duration>,
+    ) -> anyhow::Result<Executor> {
+        let defaults = ExecutorOptions::default();
+        let owner = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::now_v7().simple());
+        let poll = if self.database_url.is_some() { Duration::from_secs(30) } else { Duration::from_secs(1) };
+        let opts =
+            ExecutorOptions { owner, max_runs, lease: lease.unwrap_or(defaults.lease), poll, ..defaults };
+        Executor::new(store, opts).context("cannot start the executor")
+    }
 }
 
 fn hostname() -> String {

@@ -33,7 +33,8 @@ impl Dir {
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))
     }
 
     fn status(&self, run: &str) -> String {
@@ -48,7 +49,10 @@ async fn cancelling_from_another_process_stops_the_in_flight_step() {
     let d = Dir::new();
     let file = d.flow("hang.yaml", "name: hang\ninputs: { base: {} }\nsteps:\n  - id: call\n    http: { url: '${{ .inputs.base }}/hit/hang' }\n");
     let input = format!(r#"{{"base": "{}"}}"#, srv.base);
-    let run = String::from_utf8(d.run(&["run", "--detach", "--input", &input, &file]).stdout).expect("utf8").trim().to_owned();
+    let run = String::from_utf8(d.run(&["run", "--detach", "--input", &input, &file]).stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
     let mut worker = d.cmd().arg("worker").stderr(Stdio::null()).spawn().expect("worker");
     srv.wait_for("hang", 1, Duration::from_secs(10)).await;
     let asked = Instant::now();
@@ -77,7 +81,8 @@ fn rejecting_an_approval_fails_the_run_with_who_and_why() {
     let out = d.run(&["runs", "reject", "--json", "--by", "bob", "--reason", "not today", &run, "ok"]);
     worker.kill().expect("kill");
     let _ = worker.wait();
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(result["status"], "failed");
     assert_eq!(result["error"]["kind"], "rejected");
     assert_eq!(result["error"]["message"], "rejected by bob: not today");
@@ -111,11 +116,19 @@ fn runs_list_filters_and_pages() {
 #[test]
 fn show_prints_the_step_timeline() {
     let d = Dir::new();
-    let file = d.flow("two.yaml", "name: two\nsteps:\n  - { id: a, transform: '1' }\n  - { id: b, transform: '.steps.a.output + 1' }\n");
+    let file = d.flow(
+        "two.yaml",
+        "name: two\nsteps:\n  - { id: a, transform: '1' }\n  - { id: b, transform: '.steps.a.output + 1' }\n",
+    );
     let result: Value = serde_json::from_slice(&d.run(&["run", "--json", &file]).stdout).expect("json");
     let run = result["run_id"].as_str().expect("id");
     let shown = d.json(&["runs", "show", "--json", run]);
-    let steps: Vec<(&str, &str)> = shown["steps"].as_array().expect("steps").iter().map(|s| (s["key"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""))).collect();
+    let steps: Vec<(&str, &str)> = shown["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or("")))
+        .collect();
     assert_eq!(steps, vec![("a", "succeeded"), ("b", "succeeded")]);
     let text = String::from_utf8(d.run(&["runs", "show", run]).stdout).expect("utf8");
     assert!(text.contains("status   succeeded") && text.contains("STEP"), "{text}");

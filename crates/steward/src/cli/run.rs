@@ -14,7 +14,7 @@ use steward_store::{DEFAULT_WORKSPACE, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::flows::{Invalid, apply_file};
-use crate::local::{self, Location};
+use crate::local::Location;
 use crate::progress::Display;
 
 #[derive(Debug, Args)]
@@ -43,7 +43,7 @@ pub async fn run(location: &Location, args: RunArgs) -> anyhow::Result<ExitCode>
         Err(e) => return Err(e),
     };
     let inputs = super::parse_input(args.input.as_deref())?;
-    let executor = local::executor(store.clone(), 64)?;
+    let executor = location.executor(store.clone(), 64, None)?;
     let progress = executor.subscribe();
     let run_id = match executor.start_run(&version, inputs).await {
         Ok(id) => id,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use steward_engine::{Entry, Event, RunState, RunStatus, Timestamp};
 use steward_store::{DEFAULT_WORKSPACE, RunFilter, Signal};
 
-use crate::local::{self, Location};
+use crate::local::Location;
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -127,7 +127,7 @@ async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Res
     }
     let signal =
         Signal::Approval { step: d.step.clone(), approved, by: d.by.clone(), reason: d.reason.clone() };
-    let executor = local::executor(store, 64)?;
+    let executor = location.executor(store, 64, None)?;
     let progress = executor.subscribe();
     executor.signal(DEFAULT_WORKSPACE, &run.id, &signal).await?;
     eprintln!("{} step `{}` of run {}", if approved { "approved" } else { "rejected" }, d.step, run.id);

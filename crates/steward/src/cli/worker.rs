@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tokio::sync::watch;
 
-use crate::local::{self, Location};
+use crate::local::Location;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -24,7 +24,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let store = location.open().await?;
-    let executor = local::executor_with(store, args.max_runs, args.lease)?;
+    let executor = location.executor(store, args.max_runs, Some(args.lease))?;
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn({
         let executor = executor.clone();
