@@ -296,6 +296,14 @@ impl Driver {
 
     async fn finished(mut self) -> Result<(), Error> {
         self.in_flight.abort_all();
+        let took = match (self.state.started_at, self.state.finished_at) {
+            (Some(a), Some(b)) => b.millis() - a.millis(),
+            _ => 0,
+        };
+        let status = self.state.finished.map_or("unknown", |s| s.as_str());
+        // Ids, names and the error kind only: payloads and messages stay out of logs.
+        let error_kind = self.state.error.as_ref().map(|e| format!("{:?}", e.kind));
+        tracing::info!(run_id = %self.run.id, flow = %self.run.flow_name, status, took_ms = took, error_kind, "run finished");
         retention::apply(&self.ex.store, &self.compiled, &self.run.id).await
     }
 }
