@@ -73,6 +73,14 @@ pub(crate) fn lease(lease_ms: u64) -> Result<()> {
     Ok(())
 }
 
+/// The lease `claim` gives the runs it takes: to `owner`, from `now` for `lease_ms`.
+#[derive(Debug)]
+pub(crate) struct Lease<'a> {
+    pub owner: &'a str,
+    pub now: Timestamp,
+    pub lease_ms: u64,
+}
+
 /// Where `claim` is in its scan of due runs, in `(wake_at, id)` order.
 #[derive(Debug)]
 pub(crate) struct Cursor {

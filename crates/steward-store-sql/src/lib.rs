@@ -9,10 +9,12 @@
 //! text (so values come back byte for byte), and bring their schema up to date when opened.
 //! [`open`] picks the backend from a URL.
 
+mod backend;
 mod check;
 mod error;
 mod postgres;
 mod rows;
+mod shared;
 mod sql;
 mod sqlite;
 mod wake;

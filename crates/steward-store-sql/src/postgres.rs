@@ -3,25 +3,31 @@
 //! Claims lock their candidates with `FOR UPDATE SKIP LOCKED`, so executors never take the
 //! same run, and serialize per concurrency key with transaction-scoped advisory locks.
 //! `create_run` and `signal` send `NOTIFY steward_wakeup` (payload: the schema) in their
-//! transaction; a background task per store listens and wakes [`Wakeup::wait`].
+//! transaction; a background task per store listens and wakes [`Wakeup::wait`](steward_store::Wakeup::wait).
 
 mod listener;
-mod runs;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
-use steward_store::{Error, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, Result, Wakeup};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
+use steward_store::{Error, Result};
+use tokio::sync::Notify;
 
+use crate::backend::{Backend, Tx};
 use crate::error::{db, migrate};
-use crate::{rows, sql};
+use crate::shared;
 use listener::Listener;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 10;
+
+/// Wakes the listeners of this schema when the transaction commits.
+const NOTIFY: &str = "SELECT pg_notify('steward_wakeup', current_schema()::text)";
+
+/// Takes the advisory lock of a concurrency key unless another claim holds it.
+const TRY_LOCK_KEY: &str = "SELECT pg_try_advisory_xact_lock(hashtext($1))";
 
 const SCHEMA_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
 
@@ -69,10 +75,6 @@ impl PgStore {
         let wakeup = Listener::start(options, schema).await?;
         Ok(Self { pool, wakeup: Arc::new(wakeup) })
     }
-
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(db)
-    }
 }
 
 fn parse(url: &str) -> Result<PgConnectOptions> {
@@ -89,89 +91,35 @@ fn check_schema(schema: &str) -> Result<()> {
     Ok(())
 }
 
-#[async_trait]
-impl FlowStore for PgStore {
-    async fn save_version(&self, new: NewFlowVersion) -> Result<FlowVersion> {
-        let mut tx = self.begin().await?;
-        // Also locks the flow row: concurrent saves of this flow wait here.
-        let flow_id: String = sqlx::query_scalar(sql::UPSERT_FLOW)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&new.workspace)
-            .bind(&new.name)
-            .bind(new.now.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let newest =
-            sqlx::query(sql::NEWEST_VERSION).bind(&flow_id).fetch_optional(&mut *tx).await.map_err(db)?;
-        let newest = newest.map(|row| rows::flow_version(&row)).transpose()?;
-        let version = match newest {
-            Some(newest) if newest.digest == new.digest => newest,
-            newest => {
-                let number = newest.map_or(1, |v| v.version + 1);
-                let version = rows::new_version(new, flow_id, number);
-                insert_version(&mut tx, &version).await?;
-                version
-            }
-        };
-        tx.commit().await.map_err(db)?;
-        Ok(version)
+impl Backend for PgStore {
+    type Db = Postgres;
+
+    async fn write(&self) -> Result<Tx<Self>> {
+        self.pool.begin().await.map_err(db)
     }
 
-    async fn version(&self, workspace: &str, id: &str) -> Result<FlowVersion> {
-        let row = sqlx::query(sql::VERSION)
-            .bind(workspace)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        let row = row.ok_or_else(|| Error::NotFound(format!("flow version {id}")))?;
-        rows::flow_version(&row)
+    const ROW_LOCKS: bool = true;
+
+    /// The key's advisory lock, held until the transaction ends.
+    async fn lock_key(tx: &mut Tx<Self>, key: &str) -> Result<bool> {
+        sqlx::query_scalar(TRY_LOCK_KEY).bind(key).fetch_one(&mut **tx).await.map_err(db)
     }
 
-    async fn latest_version(&self, workspace: &str, name: &str) -> Result<Option<FlowVersion>> {
-        let row = sqlx::query(sql::LATEST_VERSION)
-            .bind(workspace)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|row| rows::flow_version(&row)).transpose()
+    async fn notify(tx: &mut Tx<Self>) -> Result<()> {
+        sqlx::query(NOTIFY).execute(&mut **tx).await.map_err(db)?;
+        Ok(())
     }
 
-    async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-        let rows = sqlx::query(sql::LIST_FLOWS).bind(workspace).fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(rows::flow_summary).collect()
+    /// The listener wakes this process's executors when it hears a notification.
+    fn wake_here(&self) {}
+
+    fn wakeups(&self) -> &Notify {
+        self.wakeup.notify()
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
     }
 }
 
-/// Inserts a new version and marks its flow updated.
-async fn insert_version(tx: &mut Transaction<'static, Postgres>, v: &FlowVersion) -> Result<()> {
-    sqlx::query(sql::INSERT_VERSION)
-        .bind(&v.id)
-        .bind(&v.workspace)
-        .bind(&v.flow_id)
-        .bind(v.version)
-        .bind(&v.file_name)
-        .bind(&v.source)
-        .bind(&v.digest)
-        .bind(v.concurrency.map(i64::from))
-        .bind(v.created_at.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    sqlx::query(sql::TOUCH_FLOW)
-        .bind(&v.flow_id)
-        .bind(v.created_at.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
-#[async_trait]
-impl Wakeup for PgStore {
-    async fn wait(&self, timeout_ms: u64) {
-        self.wakeup.wait(timeout_ms).await;
-    }
-}
+shared::store_traits!(PgStore);

@@ -125,6 +125,16 @@ pub(crate) const LEASE: &str = "SELECT status, lease_owner FROM runs WHERE id = 
 /// PostgreSQL: [`LEASE`], locking the run until the transaction ends.
 pub(crate) const LEASE_LOCKED: &str = "SELECT status, lease_owner FROM runs WHERE id = $1 FOR UPDATE";
 
+/// [`LEASE`] or, when writers take row locks, [`LEASE_LOCKED`].
+pub(crate) fn lease(row_locks: bool) -> &'static str {
+    if row_locks { LEASE_LOCKED } else { LEASE }
+}
+
+/// [`CLAIM_CANDIDATES`] or, when writers take row locks, [`CLAIM_CANDIDATES_LOCKED`].
+pub(crate) fn claim_candidates(row_locks: bool) -> &'static str {
+    if row_locks { CLAIM_CANDIDATES_LOCKED } else { CLAIM_CANDIDATES }
+}
+
 pub(crate) const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1";
 
 /// Applies a `RunUpdate`; `$7` says the run finished, which ends its lease and timer.

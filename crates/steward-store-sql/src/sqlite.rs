@@ -5,23 +5,21 @@
 //! serve reads, which WAL lets run next to the writer. Wakeups stay inside the process: every
 //! store opened on the same file here shares one [`Notify`].
 
-mod runs;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
-use steward_store::{Error, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, Result, Wakeup};
+use steward_store::{Error, Result};
 use tokio::sync::Notify;
 
+use crate::backend::{Backend, Tx};
 use crate::error::{db, migrate};
-use crate::{rows, sql, wake};
+use crate::{shared, wake};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -63,11 +61,6 @@ impl SqliteStore {
             .map_err(|e| Error::Backend(format!("cannot resolve {}: {e}", path.display())))?;
         Ok(Self { writer, reader, wakeup: notifier(file) })
     }
-
-    /// Starts a write transaction, holding the database's write lock from the start.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
-    }
 }
 
 /// The wakeups of the database file `file`, shared by every store open on it.
@@ -83,88 +76,39 @@ fn notifier(file: PathBuf) -> Arc<Notify> {
     notify
 }
 
-#[async_trait]
-impl FlowStore for SqliteStore {
-    async fn save_version(&self, new: NewFlowVersion) -> Result<FlowVersion> {
-        let mut tx = self.write().await?;
-        let flow_id: String = sqlx::query_scalar(sql::UPSERT_FLOW)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&new.workspace)
-            .bind(&new.name)
-            .bind(new.now.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let newest =
-            sqlx::query(sql::NEWEST_VERSION).bind(&flow_id).fetch_optional(&mut *tx).await.map_err(db)?;
-        let newest = newest.map(|row| rows::flow_version(&row)).transpose()?;
-        let version = match newest {
-            Some(newest) if newest.digest == new.digest => newest,
-            newest => {
-                let number = newest.map_or(1, |v| v.version + 1);
-                let version = rows::new_version(new, flow_id, number);
-                insert_version(&mut tx, &version).await?;
-                version
-            }
-        };
-        tx.commit().await.map_err(db)?;
-        Ok(version)
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    /// Holds the database's write lock from the start.
+    async fn write(&self) -> Result<Tx<Self>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 
-    async fn version(&self, workspace: &str, id: &str) -> Result<FlowVersion> {
-        let row = sqlx::query(sql::VERSION)
-            .bind(workspace)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db)?;
-        let row = row.ok_or_else(|| Error::NotFound(format!("flow version {id}")))?;
-        rows::flow_version(&row)
+    /// The writer is alone.
+    const ROW_LOCKS: bool = false;
+
+    /// No other claim runs while this one writes.
+    async fn lock_key(_tx: &mut Tx<Self>, _key: &str) -> Result<bool> {
+        Ok(true)
     }
 
-    async fn latest_version(&self, workspace: &str, name: &str) -> Result<Option<FlowVersion>> {
-        let row = sqlx::query(sql::LATEST_VERSION)
-            .bind(workspace)
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db)?;
-        row.map(|row| rows::flow_version(&row)).transpose()
+    /// Other processes on the file are not told; they find work when their wait times out.
+    async fn notify(_tx: &mut Tx<Self>) -> Result<()> {
+        Ok(())
     }
 
-    async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-        let rows = sqlx::query(sql::LIST_FLOWS).bind(workspace).fetch_all(&self.reader).await.map_err(db)?;
-        rows.iter().map(rows::flow_summary).collect()
+    fn wake_here(&self) {
+        wake::wake(&self.wakeup);
+    }
+
+    fn wakeups(&self) -> &Notify {
+        &self.wakeup
+    }
+
+    /// Reads run next to the writer (WAL) on their own connections.
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 }
 
-/// Inserts a new version and marks its flow updated.
-async fn insert_version(tx: &mut Transaction<'static, Sqlite>, v: &FlowVersion) -> Result<()> {
-    sqlx::query(sql::INSERT_VERSION)
-        .bind(&v.id)
-        .bind(&v.workspace)
-        .bind(&v.flow_id)
-        .bind(v.version)
-        .bind(&v.file_name)
-        .bind(&v.source)
-        .bind(&v.digest)
-        .bind(v.concurrency.map(i64::from))
-        .bind(v.created_at.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    sqlx::query(sql::TOUCH_FLOW)
-        .bind(&v.flow_id)
-        .bind(v.created_at.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
-#[async_trait]
-impl Wakeup for SqliteStore {
-    async fn wait(&self, timeout_ms: u64) {
-        wake::wait(&self.wakeup, timeout_ms).await;
-    }
-}
+shared::store_traits!(SqliteStore);

@@ -42,8 +42,9 @@ impl Listener {
         Ok(Self { notify, task })
     }
 
-    pub(crate) async fn wait(&self, timeout_ms: u64) {
-        wake::wait(&self.notify, timeout_ms).await;
+    /// Woken on every notification for the schema.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.notify
     }
 }
 
