@@ -116,9 +116,12 @@ macro_rules! run_store {
                         let wake_at = rows::release_wake(wake_at.map(|t| t.0), first);
                         let query = sqlx::query(sql::RELEASE).bind(run_id).bind(wake_at);
                         query.execute(&mut *tx).await.map_err(db)?;
+                        // Other executors re-read the next due time (a drained run is due now).
+                        if wake_at.is_some() {
+                            Self::notify(&mut tx).await?;
+                        }
                     }
                     tx.commit().await.map_err(db)?;
-                    // Executors elsewhere are not notified of a release.
                     self.wake_here();
                     Ok(())
                 }
