@@ -13,6 +13,7 @@ mod plan;
 mod retry;
 mod state;
 mod time;
+mod transitions;
 
 pub use engine::{Engine, EngineError, MAX_INTERRUPTIONS, Outcome, Work};
 pub use error::{ErrorKind, StepError};
