@@ -69,9 +69,6 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO runs (id, workspace_id, flow_ve
      FROM flow_versions v JOIN flows f ON f.id = v.flow_id \
      WHERE v.id = $3 AND v.workspace_id = $2";
 
-pub(crate) const INSERT_EVENT: &str =
-    "INSERT INTO run_events (run_id, seq, at, kind, step_key, data) VALUES ($1, $2, $3, $4, $5, $6)";
-
 pub(crate) const RUN: &str =
     concat!("SELECT ", run_cols!(), " FROM runs WHERE workspace_id = $1 AND id = $2");
 
@@ -135,7 +132,30 @@ pub(crate) fn claim_candidates(row_locks: bool) -> &'static str {
     if row_locks { CLAIM_CANDIDATES_LOCKED } else { CLAIM_CANDIDATES }
 }
 
-pub(crate) const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1";
+/// [`LEASE`] and the journal's last `seq` in one round trip, for `append`.
+pub(crate) const LEASE_AND_SEQ: &str = "SELECT status, lease_owner, \
+     (SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1) AS last_seq FROM runs WHERE id = $1";
+
+/// PostgreSQL: [`LEASE_AND_SEQ`], locking the run until the transaction ends.
+pub(crate) const LEASE_AND_SEQ_LOCKED: &str = "SELECT status, lease_owner, \
+     (SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1) AS last_seq FROM runs WHERE id = $1 \
+     FOR UPDATE OF runs";
+
+/// [`LEASE_AND_SEQ`] or, when writers take row locks, [`LEASE_AND_SEQ_LOCKED`].
+pub(crate) fn lease_and_seq(row_locks: bool) -> &'static str {
+    if row_locks { LEASE_AND_SEQ_LOCKED } else { LEASE_AND_SEQ }
+}
+
+/// An insert of `n` events in one statement (six parameters each, numbered in order).
+pub(crate) fn insert_events(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let b = i * 6;
+            format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+        })
+        .collect();
+    format!("INSERT INTO run_events (run_id, seq, at, kind, step_key, data) VALUES {}", rows.join(", "))
+}
 
 /// Applies a `RunUpdate`; `$7` says the run finished, which ends its lease and timer.
 pub(crate) const UPDATE_RUN: &str = "UPDATE runs SET status = COALESCE($2, status), \

@@ -21,6 +21,7 @@ macro_rules! run_store {
             use super::$Store as Store;
             use crate::backend::{Backend, Tx};
             use crate::error::{db, to_json};
+            use crate::rows::RowExt as _;
             use crate::{check, rows, sql};
 
             #[async_trait]
@@ -88,11 +89,12 @@ macro_rules! run_store {
                 async fn append(&self, append: Append<'_>) -> Result<()> {
                     check::entries(append.after_seq, append.entries)?;
                     let mut tx = self.write().await?;
-                    let lease = sqlx::query(sql::lease(Store::ROW_LOCKS)).bind(append.run_id);
+                    // One round trip for the lease and the journal position: appends are the
+                    // per-step cost of every run.
+                    let lease = sqlx::query(sql::lease_and_seq(Store::ROW_LOCKS)).bind(append.run_id);
                     let lease = lease.fetch_optional(&mut *tx).await.map_err(db)?;
                     check::holder(append.run_id, append.owner, lease.as_ref())?;
-                    let last = sqlx::query_scalar(sql::LAST_SEQ).bind(append.run_id);
-                    let last: i64 = last.fetch_one(&mut *tx).await.map_err(db)?;
+                    let last = lease.as_ref().map(|row| row.int("last_seq")).transpose()?.unwrap_or(0);
                     check::after_seq(append.run_id, last, append.after_seq)?;
                     insert_entries(&mut tx, append.run_id, append.entries).await?;
                     let update = check::RunChange::new(&append)?;
@@ -187,10 +189,16 @@ macro_rules! run_store {
             }
 
             async fn insert_entries(tx: &mut Tx<Store>, run_id: &str, entries: &[Entry]) -> Result<()> {
-                for entry in entries {
-                    let (kind, key, data) = rows::event_columns(&entry.event)?;
-                    let q = sqlx::query(sql::INSERT_EVENT).bind(run_id).bind(check::seq(entry.seq)?);
-                    let q = q.bind(entry.at.0).bind(kind).bind(key).bind(data);
+                // Batches of events go in one statement (bounded to stay under parameter limits).
+                for chunk in entries.chunks(100) {
+                    let text = sql::insert_events(chunk.len());
+                    // The statement text holds only numbered placeholders, never values.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+                    for entry in chunk {
+                        let (kind, key, data) = rows::event_columns(&entry.event)?;
+                        q = q.bind(run_id).bind(check::seq(entry.seq)?).bind(entry.at.0);
+                        q = q.bind(kind).bind(key).bind(data);
+                    }
                     q.execute(&mut **tx).await.map_err(db)?;
                 }
                 Ok(())
