@@ -23,7 +23,13 @@
 //!   and `Math.random()` throw; time and randomness must come in through the input.
 //! - **Bounded memory.** The runtime's allocator refuses to grow beyond
 //!   [`SandboxLimits::memory_bytes`] and the JS stack beyond
-//!   [`SandboxLimits::max_stack_bytes`].
+//!   [`SandboxLimits::max_stack_bytes`]. The limit is applied after the sandbox's own setup
+//!   (context, prelude), and automatic garbage collection is switched off, because QuickJS
+//!   can crash when a GC cycle starts while it reports an out-of-memory condition. Acyclic
+//!   garbage is still freed at once by reference counting; cyclic garbage counts against the
+//!   limit until the run ends. When QuickJS cannot even allocate the error for an
+//!   out-of-memory condition it throws a bare `null`, so an escaping `null` is reported as
+//!   [`CodeError::MemoryLimit`] (a step that deliberately throws `null` is reported that way too).
 //! - **Bounded time.** An interrupt handler polled by the interpreter aborts execution once
 //!   [`SandboxLimits::cpu_time`] has elapsed. It keeps answering "interrupt" after the
 //!   deadline, so a `try`/`catch` (or a promise `catch`) cannot swallow it, and the
@@ -41,7 +47,7 @@ use std::time::{Duration, Instant};
 use rquickjs::context::intrinsic;
 use rquickjs::convert::Coerced;
 use rquickjs::promise::PromiseState;
-use rquickjs::{Context, Ctx, FromJs, Function, Module, Promise, Runtime, Value};
+use rquickjs::{Context, Ctx, FromJs, Function, Module, Persistent, Runtime, Type, Value};
 
 /// Name the user's module is compiled under; it shows up in stack traces.
 const MODULE_NAME: &str = "code-step.js";
@@ -156,23 +162,22 @@ pub fn run(
     input: &serde_json::Value,
     limits: &SandboxLimits,
 ) -> Result<serde_json::Value, CodeError> {
-    let input = input.to_string();
-    Sandbox::new(limits)?.execute(|ctx, watchdog| {
-        // Built before user code runs, so it captures the genuine `TypeError`.
-        let replacer = evaluate::<Function>(ctx, JSON_REPLACER)?;
-        let function = load_default_export(ctx, source, watchdog)?;
-        let argument = ctx.json_parse(input).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
-        let returned = function.call::<_, Value>((argument,)).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
-        let settled = settle(ctx, returned, watchdog)?;
-        to_json(ctx, settled, replacer)
-    })
+    Sandbox::new(limits)?.run(source, input.to_string())
 }
 
 /// Checks that `source` parses as a module with a default export, without running the function.
 /// Used by flow validation before a run starts. (Evaluating top-level module code is allowed under the same limits.)
 pub fn check(source: &str, limits: &SandboxLimits) -> Result<(), CodeError> {
-    Sandbox::new(limits)?.execute(|ctx, watchdog| load_default_export(ctx, source, watchdog).map(drop))
+    let sandbox = Sandbox::new(limits)?;
+    let namespace = sandbox.load(source)?;
+    sandbox.execute(|ctx| default_export(ctx, namespace).map(drop))
 }
+
+/// A JS value kept across [`Context::with`] calls.
+///
+/// Every `Kept` lives in a function that borrows its [`Sandbox`], so it is always dropped
+/// before the runtime (QuickJS aborts if a value outlives its runtime).
+type Kept = Persistent<Value<'static>>;
 
 /// A fresh runtime and context with the limits installed.
 struct Sandbox {
@@ -200,7 +205,7 @@ impl Sandbox {
             .build(&runtime)
             .map_err(|_| host_out_of_memory())?;
         let sandbox = Self { context, watchdog, limits };
-        sandbox.execute(|ctx, _| evaluate::<()>(ctx, PRELUDE))?;
+        sandbox.execute(|ctx| evaluate::<()>(ctx, PRELUDE))?;
         // No automatic garbage collection: QuickJS can start a GC cycle while it builds the
         // "out of memory" error, at a moment its heap is inconsistent (a shape being resized is
         // unlinked from the GC list), and crash the process. Reference counting still frees
@@ -211,13 +216,81 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Loads `source`, calls its default export with the JSON text `input`, and returns the
+    /// (settled) result as JSON.
+    fn run(&self, source: &str, input: String) -> Result<serde_json::Value, CodeError> {
+        // Built before user code runs, so it captures the genuine `TypeError`.
+        let replacer = self.execute(|ctx| evaluate::<Value>(ctx, JSON_REPLACER).map(|f| keep(ctx, f)))?;
+        let namespace = self.load(source)?;
+        let returned = self.execute(|ctx| {
+            let function = default_export(ctx, namespace)?;
+            let argument = ctx.json_parse(input).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+            let returned =
+                function.call::<_, Value>((argument,)).map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+            Ok(keep(ctx, returned))
+        })?;
+        let result = self.settle(returned)?;
+        self.execute(|ctx| to_json(ctx, restore(ctx, result)?, restore(ctx, replacer)?))
+    }
+
+    /// Compiles and evaluates the user's module (including top-level `await`) and returns its
+    /// namespace object.
+    fn load(&self, source: &str) -> Result<Kept, CodeError> {
+        let (namespace, evaluation) = self.execute(|ctx| {
+            let declared = Module::declare(ctx.clone(), MODULE_NAME, source)
+                .map_err(|e| Failure::Compile(caught(ctx, e)))?;
+            let (module, evaluation) = declared.eval().map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+            let namespace = module.namespace().map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+            Ok((keep(ctx, namespace.into_value()), keep(ctx, evaluation.into_value())))
+        })?;
+        self.settle(evaluation)?;
+        Ok(namespace)
+    }
+
+    /// If `value` is a promise, runs the job queue (under the watchdog) until it settles and
+    /// returns what it resolved to; other values are returned as they are.
+    ///
+    /// Jobs run outside [`Context::with`] through [`Runtime::execute_pending_job`], which
+    /// reports a job that failed (out of memory, interrupted, an exception thrown from a
+    /// `queueMicrotask` callback) instead of silently dropping the exception. If the promise
+    /// never settles, the first such failure is the error reported.
+    fn settle(&self, value: Kept) -> Result<Kept, CodeError> {
+        let mut job_failure = None;
+        loop {
+            let (pending, stray) =
+                self.execute(|ctx| Ok((is_pending(ctx, value.clone())?, stray_exception(ctx))))?;
+            if let Some(stray) = stray {
+                job_failure.get_or_insert(stray);
+            }
+            if !pending {
+                break;
+            }
+            if self.watchdog.poll() {
+                return Err(self.classify(Failure::Expired));
+            }
+            match self.context.runtime().execute_pending_job() {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(self.classify(job_failure.map_or(Failure::NeverSettled, Failure::Thrown)));
+                }
+                Err(exception) => {
+                    // The job's exception is left pending on the context it ran in.
+                    let failure = exception.0.with(|ctx| describe(&ctx.catch()));
+                    job_failure.get_or_insert(failure);
+                }
+            }
+        }
+        self.execute(|ctx| settled_value(ctx, value))
+    }
+
     /// Runs `body` inside the context and turns an in-context [`Failure`] into a [`CodeError`].
-    fn execute<T>(
-        &self,
-        body: impl FnOnce(&Ctx<'_>, &Watchdog) -> Result<T, Failure>,
-    ) -> Result<T, CodeError> {
-        let outcome = self.context.with(|ctx| body(&ctx, &self.watchdog));
-        outcome.map_err(|failure| failure.classify(self.watchdog.tripped(), &self.limits))
+    fn execute<T>(&self, body: impl FnOnce(&Ctx<'_>) -> Result<T, Failure>) -> Result<T, CodeError> {
+        self.context.with(|ctx| body(&ctx)).map_err(|failure| self.classify(failure))
+    }
+
+    /// Classifies `failure` with the watchdog's verdict and the configured limits.
+    fn classify(&self, failure: Failure) -> CodeError {
+        failure.classify(self.watchdog.tripped(), &self.limits)
     }
 }
 
@@ -272,9 +345,9 @@ impl Watchdog {
 struct Caught {
     /// QuickJS reported that an allocation failed.
     out_of_memory: bool,
-    /// The thrown value was `null`, which is also what QuickJS throws when it cannot
-    /// allocate the error object for an out-of-memory condition.
-    thrown_null: bool,
+    /// The thrown value was `null` or missing altogether: what QuickJS leaves behind when it
+    /// cannot even allocate the error object for an out-of-memory condition.
+    no_value: bool,
     /// The `name` of the thrown error (`SyntaxError`, `TypeError`, ...), if it was an error.
     error_name: Option<String>,
     /// `Name: message` (or the string form of a thrown non-error value).
@@ -286,7 +359,7 @@ struct Caught {
 impl Caught {
     /// Describes a failure that did not come from a JS value (an rquickjs or serde error).
     fn plain(out_of_memory: bool, headline: String) -> Self {
-        Self { out_of_memory, thrown_null: false, error_name: None, headline, stack: None }
+        Self { out_of_memory, no_value: false, error_name: None, headline, stack: None }
     }
 
     /// The headline followed by the stack trace, if any.
@@ -304,13 +377,13 @@ enum Failure {
     Setup(Caught),
     /// Compiling the module failed.
     Compile(Caught),
-    /// Evaluation, the call or the returned promise threw.
+    /// Evaluation, the call, a promise job or the returned promise threw.
     Thrown(Caught),
     /// The default export is missing or is not a function.
     NoDefaultExport,
     /// The result could not be turned into JSON.
     NotJson(Caught),
-    /// A promise stayed pending with no jobs left to run.
+    /// A promise stayed pending with no jobs left to run (and no job failed).
     NeverSettled,
     /// The time budget ran out while driving the job queue.
     Expired,
@@ -326,12 +399,12 @@ impl Failure {
             return CodeError::CpuLimit { limit_ms };
         }
         match self {
-            // A bare `null` is what QuickJS throws when it cannot even allocate the error
-            // object for an out-of-memory condition, the usual case when the failing
-            // allocation was small. It cannot be told apart from `throw null`, so a code step
-            // that throws `null` itself is reported as having hit the memory limit too.
+            // A bare `null` (or no exception value at all) is what QuickJS leaves when it cannot
+            // even allocate the error object for an out-of-memory condition, the usual case
+            // when the failing allocation was small. It cannot be told apart from `throw null`,
+            // so a code step that throws `null` itself is reported as a memory limit too.
             Self::Setup(c) | Self::Compile(c) | Self::Thrown(c) | Self::NotJson(c)
-                if c.out_of_memory || c.thrown_null =>
+                if c.out_of_memory || c.no_value =>
             {
                 memory_limit
             }
@@ -358,49 +431,53 @@ fn evaluate<'js, T: FromJs<'js>>(ctx: &Ctx<'js>, script: &str) -> Result<T, Fail
     ctx.eval::<T, _>(script).map_err(|e| Failure::Setup(caught(ctx, e)))
 }
 
-/// Compiles and evaluates the user's module and returns its default-exported function.
-fn load_default_export<'js>(
-    ctx: &Ctx<'js>,
-    source: &str,
-    watchdog: &Watchdog,
-) -> Result<Function<'js>, Failure> {
-    let declared =
-        Module::declare(ctx.clone(), MODULE_NAME, source).map_err(|e| Failure::Compile(caught(ctx, e)))?;
-    let (module, evaluation) = declared.eval().map_err(|e| Failure::Thrown(caught(ctx, e)))?;
-    settle(ctx, evaluation.into_value(), watchdog)?;
-    let export = module.get::<_, Value>("default").map_err(|e| Failure::Thrown(caught(ctx, e)))?;
+/// Keeps `value` alive across [`Context::with`] calls.
+fn keep<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Kept {
+    Persistent::save(ctx, value)
+}
+
+/// Brings a [`Kept`] value back into the context.
+fn restore<'js>(ctx: &Ctx<'js>, kept: Kept) -> Result<Value<'js>, Failure> {
+    kept.restore(ctx).map_err(|e| Failure::Thrown(caught(ctx, e)))
+}
+
+/// The module's default export, if it is a function.
+fn default_export<'js>(ctx: &Ctx<'js>, namespace: Kept) -> Result<Function<'js>, Failure> {
+    let namespace = restore(ctx, namespace)?;
+    let export = match namespace.as_object() {
+        Some(namespace) => {
+            namespace.get::<_, Value>("default").map_err(|e| Failure::Thrown(caught(ctx, e)))?
+        }
+        None => return Err(Failure::NoDefaultExport),
+    };
     export.into_function().ok_or(Failure::NoDefaultExport)
 }
 
-/// Resolves `value` if it is a promise by driving the job queue (under the watchdog);
-/// other values are returned as they are. A rejection becomes [`Failure::Thrown`].
-fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>, watchdog: &Watchdog) -> Result<Value<'js>, Failure> {
-    let Some(promise) = value.as_promise().cloned() else {
-        return Ok(value);
+/// Whether `value` is a promise that has neither resolved nor rejected yet.
+fn is_pending(ctx: &Ctx<'_>, value: Kept) -> Result<bool, Failure> {
+    let value = restore(ctx, value)?;
+    Ok(value.as_promise().is_some_and(|promise| promise.state() == PromiseState::Pending))
+}
+
+/// An exception left pending by a job that still reported success. QuickJS ignores a failure
+/// to queue a promise reaction (out of memory), leaving the promise pending forever and the
+/// exception behind; it is the only trace of why the promise never settled.
+fn stray_exception(ctx: &Ctx<'_>) -> Option<Caught> {
+    ctx.has_exception().then(|| describe(&ctx.catch()))
+}
+
+/// The value a settled promise resolved to (a rejection becomes [`Failure::Thrown`]), or
+/// `value` itself when it is not a promise.
+fn settled_value(ctx: &Ctx<'_>, value: Kept) -> Result<Kept, Failure> {
+    let value = restore(ctx, value)?;
+    let Some(promise) = value.as_promise() else {
+        return Ok(keep(ctx, value));
     };
-    drive_jobs(ctx, &promise, watchdog)?;
     match promise.result::<Value>() {
-        Some(outcome) => outcome.map_err(|e| Failure::Thrown(caught(ctx, e))),
+        Some(Ok(resolved)) => Ok(keep(ctx, resolved)),
+        Some(Err(e)) => Err(Failure::Thrown(caught(ctx, e))),
         None => Err(Failure::NeverSettled),
     }
-}
-
-/// Runs pending jobs until `promise` is no longer pending, the queue is empty, or time is up.
-fn drive_jobs(ctx: &Ctx<'_>, promise: &Promise<'_>, watchdog: &Watchdog) -> Result<(), Failure> {
-    while is_pending(promise) {
-        if watchdog.poll() {
-            return Err(Failure::Expired);
-        }
-        if !ctx.execute_pending_job() {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Whether `promise` has neither resolved nor rejected yet.
-fn is_pending(promise: &Promise<'_>) -> bool {
-    matches!(promise.state(), PromiseState::Pending)
 }
 
 /// Serializes `value` with `JSON.stringify` (via the refusing replacer) and parses the text
@@ -408,7 +485,7 @@ fn is_pending(promise: &Promise<'_>) -> bool {
 fn to_json<'js>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
-    replacer: Function<'js>,
+    replacer: Value<'js>,
 ) -> Result<serde_json::Value, Failure> {
     let text = ctx
         .json_stringify_replacer(value, replacer)
@@ -442,7 +519,10 @@ fn describe(value: &Value<'_>) -> Caught {
             .get::<Coerced<String>>()
             .map(|text| text.0)
             .unwrap_or_else(|_| format!("a thrown {} value", value.type_name()));
-        return Caught { thrown_null: value.is_null(), ..Caught::plain(false, headline) };
+        return Caught {
+            no_value: matches!(value.type_of(), Type::Null | Type::Uninitialized),
+            ..Caught::plain(false, headline)
+        };
     };
     let error_name = error_name(value);
     let message = exception.message().unwrap_or_default();
@@ -454,7 +534,7 @@ fn describe(value: &Value<'_>) -> Caught {
     };
     let stack =
         exception.stack().map(|stack| stack.trim_end().to_owned()).filter(|stack| !stack.trim().is_empty());
-    Caught { out_of_memory, thrown_null: false, error_name, headline: with_import_hint(headline), stack }
+    Caught { out_of_memory, no_value: false, error_name, headline: with_import_hint(headline), stack }
 }
 
 /// Explains QuickJS's "could not load module" error: there is no module loader by design.
@@ -585,6 +665,26 @@ mod tests {
     fn never_settling_promise_is_thrown() {
         let text = thrown_text("export default () => new Promise(() => {})");
         assert!(text.contains("never settled"), "{text}");
+    }
+
+    #[test]
+    fn failing_microtask_is_reported_when_promise_never_settles() {
+        let source = r#"export default () => new Promise(() => {
+            queueMicrotask(() => { throw new RangeError("from a microtask"); });
+        })"#;
+        let text = thrown_text(source);
+        assert!(text.contains("RangeError: from a microtask"), "{text}");
+    }
+
+    #[test]
+    fn memory_limit_inside_promise_jobs() {
+        let small = SandboxLimits { memory_bytes: 4 * 1024 * 1024, ..SandboxLimits::default() };
+        let source = r#"export default async () => {
+            const kept = [];
+            for (let i = 0; ; i++) kept.push(await Promise.resolve({ i }));
+        }"#;
+        let err = run(source, &json!({}), &small).unwrap_err();
+        assert!(matches!(err, CodeError::MemoryLimit { .. }), "{err:?}");
     }
 
     #[test]
