@@ -174,6 +174,20 @@ impl RunChange {
         })
     }
 
+    /// Nothing changes but the time of the last write: the common case, which needs no
+    /// index maintenance (see [`crate::sql::TOUCH_RUN`]).
+    pub(crate) fn is_touch(&self) -> bool {
+        self.status.is_none() && self.output.is_none() && self.error.is_none() && self.finished_at.is_none()
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.now
+    }
+
     pub(crate) fn bind_all<'q, DB>(self, q: Q<'q, DB>) -> Q<'q, DB>
     where
         DB: Database,

@@ -158,6 +158,9 @@ pub(crate) fn insert_events(n: usize) -> String {
 }
 
 /// Applies a `RunUpdate`; `$7` says the run finished, which ends its lease and timer.
+/// The run row change of most appends: only `updated_at`, so no indexed column is written.
+pub(crate) const TOUCH_RUN: &str = "UPDATE runs SET updated_at = $2 WHERE id = $1";
+
 pub(crate) const UPDATE_RUN: &str = "UPDATE runs SET status = COALESCE($2, status), \
      output = COALESCE($3, output), error = COALESCE($4, error), \
      finished_at = COALESCE($5, finished_at), updated_at = $6, \

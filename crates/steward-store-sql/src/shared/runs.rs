@@ -98,7 +98,12 @@ macro_rules! run_store {
                     check::after_seq(append.run_id, last, append.after_seq)?;
                     insert_entries(&mut tx, append.run_id, append.entries).await?;
                     let update = check::RunChange::new(&append)?;
-                    update.bind_all(sqlx::query(sql::UPDATE_RUN)).execute(&mut *tx).await.map_err(db)?;
+                    let query = if update.is_touch() {
+                        sqlx::query(sql::TOUCH_RUN).bind(update.id().to_owned()).bind(update.now())
+                    } else {
+                        update.bind_all(sqlx::query(sql::UPDATE_RUN))
+                    };
+                    query.execute(&mut *tx).await.map_err(db)?;
                     for id in &append.update.consumed_signals {
                         let q = sqlx::query(sql::CONSUME_SIGNAL).bind(id).bind(append.run_id);
                         q.bind(append.now.0).execute(&mut *tx).await.map_err(db)?;
