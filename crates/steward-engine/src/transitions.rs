@@ -2,6 +2,8 @@
 //! as it goes, and follows their consequences (retries, error modes, blocks closing, loops
 //! advancing) until nothing more happens at this moment.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use crate::engine::Outcome;
@@ -157,43 +159,49 @@ impl<'a> Tx<'a> {
 
     /// Schedules ready steps of a block instance, or closes it when done or failed.
     fn advance_block(&mut self, id: &str) {
-        let Some(b) = self.state.blocks.get(id).cloned() else { return };
+        let Some(b) = self.state.blocks.get(id) else { return };
         let nodes = &self.plan.blocks[b.block].nodes;
-        let key_of = |n: NodeId| format!("{}{}", b.prefix, self.plan.node(n).id);
-        let failed = nodes.iter().map(|n| key_of(*n)).find_map(|k| {
-            self.state
-                .step(&k)
-                .filter(|s| s.status == StepStatus::Failed && !s.continued)
-                .map(|s| s.error.clone())
-        });
+        let Some(&first) = nodes.first() else {
+            self.close_block(id, Ok(Value::Null));
+            return;
+        };
+        // Keys are computed once per pass; at the top level a key is the step id itself.
+        let keys: Vec<Cow<'_, str>> =
+            nodes.iter().map(|n| step_key(&b.prefix, self.plan.node(*n).id.as_str())).collect();
+        // A block's nodes are numbered consecutively, so a dependency's key is at `d - first`.
+        let dep_done = |d: NodeId| {
+            let key = keys
+                .get(d - first)
+                .map_or_else(|| step_key(&b.prefix, self.plan.node(d).id.as_str()), Cow::clone);
+            self.state.step(&key).is_some_and(|s| s.lets_dependents_run())
+        };
+        let (mut failed, mut all_done, mut ready) = (None, true, Vec::new());
+        for (i, &n) in nodes.iter().enumerate() {
+            match self.state.step(&keys[i]) {
+                Some(s) if s.status == StepStatus::Failed && !s.continued => {
+                    failed = Some(s.error.clone());
+                    break;
+                }
+                Some(s) if s.status.is_terminal() => {}
+                Some(_) => all_done = false,
+                None => {
+                    all_done = false;
+                    if self.plan.node(n).deps.iter().all(|d| dep_done(*d)) {
+                        ready.push(keys[i].to_string());
+                    }
+                }
+            }
+        }
+        let output = all_done.then(|| self.state.step(&keys[keys.len() - 1]).and_then(|s| s.output.clone()));
         if let Some(error) = failed {
             let error = error.unwrap_or_else(|| StepError::new(ErrorKind::Internal, "a step failed"));
             self.close_block(id, Err(error));
             return;
         }
-        let mut all_done = true;
-        for &n in nodes {
-            let key = key_of(n);
-            match self.state.step(&key) {
-                Some(s) if s.status.is_terminal() => {}
-                Some(_) => all_done = false,
-                None => {
-                    all_done = false;
-                    let deps_done = self
-                        .plan
-                        .node(n)
-                        .deps
-                        .iter()
-                        .all(|d| self.state.step(&key_of(*d)).is_some_and(|s| s.lets_dependents_run()));
-                    if deps_done {
-                        self.emit(Event::StepScheduled { key });
-                    }
-                }
-            }
+        for key in ready {
+            self.emit(Event::StepScheduled { key });
         }
-        if all_done {
-            let output =
-                nodes.last().and_then(|n| self.state.step(&key_of(*n))).and_then(|s| s.output.clone());
+        if let Some(output) = output {
             self.close_block(id, Ok(output.unwrap_or(Value::Null)));
         }
     }
@@ -308,4 +316,9 @@ impl<'a> Tx<'a> {
             self.emit(Event::StepSucceeded { key: key.to_owned(), output: Value::Array(results) });
         }
     }
+}
+
+/// The key of a step instance: the step id at the top level, `items[2].fetch` inside a loop.
+fn step_key<'a>(prefix: &str, id: &'a str) -> Cow<'a, str> {
+    if prefix.is_empty() { Cow::Borrowed(id) } else { Cow::Owned(format!("{prefix}{id}")) }
 }
