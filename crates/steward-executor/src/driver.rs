@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use steward_engine::{Engine, Entry, Event, Outcome, RunState, RunStatus, StepStatus, Timestamp, Work};
+use steward_engine::{Engine, Entry, Event, Outcome, RunState, StepStatus, Timestamp, Work};
 use steward_store::{Append, RunRecord, RunUpdate, Signal};
 use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinSet};
@@ -158,9 +158,7 @@ impl Driver {
             update.output = self.state.output.clone();
             update.error = self.state.error.clone();
             update.finished_at = self.state.finished_at;
-            if status == RunStatus::Succeeded || status.is_finished() {
-                self.notify_parent().await?;
-            }
+            self.notify_parent().await?;
         }
         let now = self.now();
         let append = Append {
