@@ -122,8 +122,36 @@ impl FlowStore for Timed {
         self.time("latest_version", self.inner.latest_version(workspace, name)).await
     }
 
-    async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-        self.time("list_flows", self.inner.list_flows(workspace)).await
+    async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>> {
+        self.time("list_flows", self.inner.list_flows(workspace, deleted)).await
+    }
+
+    async fn flow(&self, workspace: &str, name: &str) -> Result<FlowSummary> {
+        self.time("flow", self.inner.flow(workspace, name)).await
+    }
+
+    async fn versions(&self, workspace: &str, name: &str) -> Result<Vec<FlowVersion>> {
+        self.time("versions", self.inner.versions(workspace, name)).await
+    }
+
+    async fn set_flow_disabled(
+        &self,
+        workspace: &str,
+        name: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<FlowSummary> {
+        self.time("set_flow_disabled", self.inner.set_flow_disabled(workspace, name, disabled, now)).await
+    }
+
+    async fn set_flow_deleted(
+        &self,
+        workspace: &str,
+        name: &str,
+        deleted: bool,
+        now: Timestamp,
+    ) -> Result<FlowSummary> {
+        self.time("set_flow_deleted", self.inner.set_flow_deleted(workspace, name, deleted, now)).await
     }
 }
 

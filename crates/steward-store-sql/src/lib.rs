@@ -9,6 +9,7 @@
 //! text (so values come back byte for byte), and bring their schema up to date when opened.
 //! [`open`] picks the backend from a URL.
 
+mod accounts;
 mod backend;
 mod check;
 mod error;
@@ -22,14 +23,14 @@ mod wake;
 use std::path::Path;
 use std::sync::Arc;
 
-use steward_store::{Error, Result, Store};
+use steward_store::{Error, Result, ServerStore};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Opens a store by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite://PATH`,
 /// `sqlite:PATH` or a plain file path for SQLite.
-pub async fn open(url_or_path: &str) -> Result<Arc<dyn Store>> {
+pub async fn open(url_or_path: &str) -> Result<Arc<dyn ServerStore>> {
     if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::connect(url_or_path).await?));
     }

@@ -63,6 +63,8 @@ pub(crate) fn flow_summary(row: &impl RowExt) -> Result<FlowSummary> {
         name: row.text("name")?,
         latest_version: row.int("latest_version")?,
         updated_at: Timestamp(row.int("updated_at")?),
+        disabled_at: row.opt_int("disabled_at")?.map(Timestamp),
+        deleted_at: row.opt_int("deleted_at")?.map(Timestamp),
     })
 }
 

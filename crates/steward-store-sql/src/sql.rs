@@ -54,10 +54,35 @@ pub(crate) const LATEST_VERSION: &str = concat!(
      ORDER BY v.version DESC LIMIT 1"
 );
 
-pub(crate) const LIST_FLOWS: &str = "SELECT f.id, f.name, f.updated_at, MAX(v.version) AS latest_version \
-     FROM flows f JOIN flow_versions v ON v.flow_id = f.id \
-     WHERE f.workspace_id = $1 AND f.deleted_at IS NULL \
-     GROUP BY f.id, f.name, f.updated_at ORDER BY f.name";
+macro_rules! flow_summary_select {
+    () => {
+        "SELECT f.id, f.name, f.updated_at, f.disabled_at, f.deleted_at, MAX(v.version) AS latest_version \
+         FROM flows f JOIN flow_versions v ON v.flow_id = f.id "
+    };
+}
+
+/// `$2` true lists deleted flows too.
+pub(crate) const LIST_FLOWS: &str = concat!(
+    flow_summary_select!(),
+    "WHERE f.workspace_id = $1 AND (f.deleted_at IS NULL OR $2) \
+     GROUP BY f.id, f.name, f.updated_at, f.disabled_at, f.deleted_at ORDER BY f.name"
+);
+
+pub(crate) const FLOW: &str = concat!(
+    flow_summary_select!(),
+    "WHERE f.workspace_id = $1 AND f.name = $2 \
+     GROUP BY f.id, f.name, f.updated_at, f.disabled_at, f.deleted_at"
+);
+
+pub(crate) const VERSIONS: &str =
+    concat!(version_select!(), "WHERE f.workspace_id = $1 AND f.name = $2 ORDER BY v.version DESC");
+
+/// `$3` is the time to set or NULL to clear; only flows that are not deleted.
+pub(crate) const SET_FLOW_DISABLED: &str = "UPDATE flows SET disabled_at = $3, updated_at = $4 \
+     WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL";
+
+pub(crate) const SET_FLOW_DELETED: &str =
+    "UPDATE flows SET deleted_at = $3, updated_at = $4 WHERE workspace_id = $1 AND name = $2";
 
 // Runs.
 

@@ -52,6 +52,19 @@ conformance! {
         save_version_keeps_fields,
         latest_version_and_list_flows,
         migrations_are_idempotent,
+        flows_disable_delete_and_restore,
+    ],
+    accounts: [
+        users_have_unique_case_insensitive_emails,
+        workspaces_members_and_the_last_owner,
+        invitations_are_used_once_by_the_invited_address,
+        sessions_expire_and_end_everywhere,
+        tokens_are_scoped_to_their_workspace,
+    ],
+    audit: [
+        entries_chain_and_list_per_workspace,
+        concurrent_appends_keep_one_chain,
+        tampering_is_detected_at_the_first_broken_link,
     ],
     journal: [
         create_run_and_journal_round_trip,
@@ -92,6 +105,6 @@ async fn open_accepts_a_plain_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a").join("b").join("steward.db");
     let store = steward_store_sql::open(path.to_str().unwrap()).await.unwrap();
-    assert!(store.list_flows(WS).await.unwrap().is_empty());
+    assert!(store.list_flows(WS, false).await.unwrap().is_empty());
     assert!(path.exists());
 }

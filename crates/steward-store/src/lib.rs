@@ -10,8 +10,12 @@
 //!   and the run can be claimed again.
 //! - Every row belongs to one workspace, and reads take the workspace they are for.
 
+mod accounts;
+mod audit;
 mod records;
 
+pub use accounts::*;
+pub use audit::*;
 pub use records::*;
 
 use async_trait::async_trait;
@@ -45,7 +49,32 @@ pub trait FlowStore: Send + Sync {
     /// The newest version of a flow that is not deleted.
     async fn latest_version(&self, workspace: &str, name: &str) -> Result<Option<FlowVersion>>;
 
-    async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>>;
+    /// The workspace's flows; deleted ones too when `deleted` is set.
+    async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>>;
+
+    /// One flow by name, deleted or not.
+    async fn flow(&self, workspace: &str, name: &str) -> Result<FlowSummary>;
+
+    /// Every version of a flow, newest first.
+    async fn versions(&self, workspace: &str, name: &str) -> Result<Vec<FlowVersion>>;
+
+    /// Disables (no new runs start) or enables a flow that is not deleted.
+    async fn set_flow_disabled(
+        &self,
+        workspace: &str,
+        name: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<FlowSummary>;
+
+    /// Soft-deletes (`deleted`) or restores a flow. Runs and versions stay.
+    async fn set_flow_deleted(
+        &self,
+        workspace: &str,
+        name: &str,
+        deleted: bool,
+        now: Timestamp,
+    ) -> Result<FlowSummary>;
 }
 
 /// Runs, their journals, leases and signals.
@@ -102,3 +131,7 @@ pub trait Wakeup: Send + Sync {
 /// Everything the executor needs, in one handle.
 pub trait Store: FlowStore + RunStore + Wakeup {}
 impl<T: FlowStore + RunStore + Wakeup> Store for T {}
+
+/// Everything the server needs: the executor's store, accounts and the audit log.
+pub trait ServerStore: Store + AccountStore + AuditStore {}
+impl<T: Store + AccountStore + AuditStore> ServerStore for T {}

@@ -40,6 +40,10 @@ pub struct FlowSummary {
     pub name: String,
     pub latest_version: i64,
     pub updated_at: Timestamp,
+    /// When set, no new runs start (runs already started go on).
+    pub disabled_at: Option<Timestamp>,
+    /// When set, the flow is soft-deleted: hidden, restorable.
+    pub deleted_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

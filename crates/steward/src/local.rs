@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use steward_executor::{Executor, ExecutorOptions};
-use steward_store::Store;
+use steward_store::{ServerStore, Store};
 
 /// Where the data is: a data directory for SQLite, or a database URL.
 #[derive(Debug, Clone)]
@@ -16,7 +16,13 @@ pub struct Location {
 }
 
 impl Location {
+    /// The store for commands that only run flows.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(self.open_all().await?)
+    }
+
+    /// The store with accounts and the audit log, for the server and admin commands.
+    pub async fn open_all(&self) -> anyhow::Result<Arc<dyn ServerStore>> {
         match &self.database_url {
             Some(url) => steward_store_sql::open(url)
                 .await

@@ -6,6 +6,7 @@ macro_rules! flow_store {
         /// `FlowStore` for the store of this module's parent, from [`crate::shared`].
         mod flows {
             use async_trait::async_trait;
+            use steward_engine::Timestamp;
             use steward_store::{Error, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, Result};
 
             use super::$Store as Store;
@@ -59,10 +60,68 @@ macro_rules! flow_store {
                     row.map(|row| rows::flow_version(&row)).transpose()
                 }
 
-                async fn list_flows(&self, workspace: &str) -> Result<Vec<FlowSummary>> {
-                    let query = sqlx::query(sql::LIST_FLOWS).bind(workspace);
+                async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>> {
+                    let query = sqlx::query(sql::LIST_FLOWS).bind(workspace).bind(deleted);
                     let rows = query.fetch_all(self.reader()).await.map_err(db)?;
                     rows.iter().map(rows::flow_summary).collect()
+                }
+
+                async fn flow(&self, workspace: &str, name: &str) -> Result<FlowSummary> {
+                    let query = sqlx::query(sql::FLOW).bind(workspace).bind(name);
+                    let row = query.fetch_optional(self.reader()).await.map_err(db)?;
+                    let row = row.ok_or_else(|| Error::NotFound(format!("flow {name}")))?;
+                    rows::flow_summary(&row)
+                }
+
+                async fn versions(&self, workspace: &str, name: &str) -> Result<Vec<FlowVersion>> {
+                    let query = sqlx::query(sql::VERSIONS).bind(workspace).bind(name);
+                    let rows = query.fetch_all(self.reader()).await.map_err(db)?;
+                    rows.iter().map(rows::flow_version).collect()
+                }
+
+                async fn set_flow_disabled(
+                    &self,
+                    workspace: &str,
+                    name: &str,
+                    disabled: bool,
+                    now: Timestamp,
+                ) -> Result<FlowSummary> {
+                    let at = disabled.then_some(now.0);
+                    let query = sqlx::query(sql::SET_FLOW_DISABLED).bind(workspace).bind(name).bind(at);
+                    self.change_flow(query.bind(now.0), workspace, name).await
+                }
+
+                async fn set_flow_deleted(
+                    &self,
+                    workspace: &str,
+                    name: &str,
+                    deleted: bool,
+                    now: Timestamp,
+                ) -> Result<FlowSummary> {
+                    let at = deleted.then_some(now.0);
+                    let query = sqlx::query(sql::SET_FLOW_DELETED).bind(workspace).bind(name).bind(at);
+                    self.change_flow(query.bind(now.0), workspace, name).await
+                }
+            }
+
+            impl Store {
+                /// Runs an update of one flow row and returns the flow as it is now.
+                async fn change_flow(
+                    &self,
+                    update: sqlx::query::Query<
+                        '_,
+                        <Store as Backend>::Db,
+                        <<Store as Backend>::Db as sqlx::Database>::Arguments,
+                    >,
+                    workspace: &str,
+                    name: &str,
+                ) -> Result<FlowSummary> {
+                    let mut tx = self.write().await?;
+                    if update.execute(&mut *tx).await.map_err(db)?.rows_affected() == 0 {
+                        return Err(Error::NotFound(format!("flow {name}")));
+                    }
+                    tx.commit().await.map_err(db)?;
+                    self.flow(workspace, name).await
                 }
             }
 

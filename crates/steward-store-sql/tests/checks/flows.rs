@@ -42,20 +42,34 @@ pub async fn save_version_keeps_fields(db: &TestDb) {
 pub async fn latest_version_and_list_flows(db: &TestDb) {
     let s = &*db.store;
     assert_eq!(s.latest_version(WS, "a").await.unwrap(), None);
-    assert!(s.list_flows(WS).await.unwrap().is_empty());
+    assert!(s.list_flows(WS, false).await.unwrap().is_empty());
     let a1 = save(s, WS, "a", "d1", T0).await;
     let a2 = save(s, WS, "a", "d2", T0 + 10).await;
     let b1 = save(s, WS, "b", "d1", T0 + 5).await;
     save(s, OTHER, "z", "d1", T0).await;
     assert_eq!(s.latest_version(WS, "a").await.unwrap(), Some(a2));
     assert_eq!(s.latest_version(WS, "b").await.unwrap(), Some(b1.clone()));
-    let flows = s.list_flows(WS).await.unwrap();
+    let flows = s.list_flows(WS, false).await.unwrap();
     let expected = vec![
-        FlowSummary { id: a1.flow_id.clone(), name: "a".into(), latest_version: 2, updated_at: at(T0 + 10) },
-        FlowSummary { id: b1.flow_id.clone(), name: "b".into(), latest_version: 1, updated_at: at(T0 + 5) },
+        FlowSummary {
+            id: a1.flow_id.clone(),
+            name: "a".into(),
+            latest_version: 2,
+            updated_at: at(T0 + 10),
+            disabled_at: None,
+            deleted_at: None,
+        },
+        FlowSummary {
+            id: b1.flow_id.clone(),
+            name: "b".into(),
+            latest_version: 1,
+            updated_at: at(T0 + 5),
+            disabled_at: None,
+            deleted_at: None,
+        },
     ];
     assert_eq!(flows, expected);
-    assert_eq!(s.list_flows(OTHER).await.unwrap().len(), 1);
+    assert_eq!(s.list_flows(OTHER, false).await.unwrap().len(), 1);
 }
 
 pub async fn migrations_are_idempotent(db: &TestDb) {
@@ -64,4 +78,34 @@ pub async fn migrations_are_idempotent(db: &TestDb) {
     let third = db.reopen().await;
     assert_eq!(again.latest_version(WS, "a").await.unwrap(), Some(v.clone()));
     assert_eq!(third.version(WS, &v.id).await.unwrap(), v);
+}
+
+pub async fn flows_disable_delete_and_restore(db: &TestDb) {
+    let s = &*db.store;
+    let v1 = save(s, WS, "a", "d1", T0).await;
+    let v2 = save(s, WS, "a", "d2", T0 + 10).await;
+    save(s, WS, "b", "d1", T0).await;
+    let versions: Vec<i64> = s.versions(WS, "a").await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [2, 1]);
+    assert!(s.versions(OTHER, "a").await.unwrap().is_empty());
+    assert!(matches!(s.flow(OTHER, "a").await, Err(Error::NotFound(_))));
+
+    let disabled = s.set_flow_disabled(WS, "a", true, at(T0 + 20)).await.unwrap();
+    assert_eq!((disabled.disabled_at, disabled.latest_version), (Some(at(T0 + 20)), 2));
+    assert_eq!(s.flow(WS, "a").await.unwrap().disabled_at, Some(at(T0 + 20)));
+    assert_eq!(s.set_flow_disabled(WS, "a", false, at(T0 + 21)).await.unwrap().disabled_at, None);
+    assert!(matches!(s.set_flow_disabled(OTHER, "a", true, at(T0)).await, Err(Error::NotFound(_))));
+
+    let deleted = s.set_flow_deleted(WS, "a", true, at(T0 + 30)).await.unwrap();
+    assert_eq!(deleted.deleted_at, Some(at(T0 + 30)));
+    let names = |flows: Vec<FlowSummary>| flows.into_iter().map(|f| f.name).collect::<Vec<_>>();
+    assert_eq!(names(s.list_flows(WS, false).await.unwrap()), ["b"]);
+    assert_eq!(names(s.list_flows(WS, true).await.unwrap()), ["a", "b"]);
+    assert_eq!(s.latest_version(WS, "a").await.unwrap(), None);
+    assert!(matches!(s.set_flow_disabled(WS, "a", true, at(T0)).await, Err(Error::NotFound(_))));
+    // Runs pin versions: a deleted flow's versions still resolve.
+    assert_eq!(s.version(WS, &v1.id).await.unwrap(), v1);
+
+    assert_eq!(s.set_flow_deleted(WS, "a", false, at(T0 + 40)).await.unwrap().deleted_at, None);
+    assert_eq!(s.latest_version(WS, "a").await.unwrap(), Some(v2));
 }

@@ -66,6 +66,6 @@ pub async fn workspaces_are_isolated(db: &TestDb) {
     assert!(s.list_runs(OTHER, &cursor).await.unwrap().is_empty());
     assert!(matches!(s.version(OTHER, &v.id).await, Err(Error::NotFound(_))));
     assert_eq!(s.latest_version(OTHER, "a").await.unwrap(), None);
-    assert!(s.list_flows(OTHER).await.unwrap().is_empty());
+    assert!(s.list_flows(OTHER, false).await.unwrap().is_empty());
     assert_eq!(s.run(WS, &r).await.unwrap().id, r);
 }

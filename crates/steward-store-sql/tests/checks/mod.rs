@@ -1,6 +1,8 @@
 //! The checks, by topic. Each is an `async fn(&TestDb)` that the conformance macro runs on
 //! both backends.
 
+pub mod accounts;
+pub mod audit;
 pub mod claims;
 pub mod concurrency;
 pub mod flows;

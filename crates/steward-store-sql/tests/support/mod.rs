@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use steward_engine::{Entry, Event, RunStatus, Timestamp};
-use steward_store::{Append, FlowVersion, NewFlowVersion, NewRun, RunUpdate, Store};
+use steward_store::{Append, FlowVersion, NewFlowVersion, NewRun, RunUpdate, ServerStore, Store};
 use steward_store_sql::{PgStore, SqliteStore};
 use tempfile::TempDir;
 
@@ -19,7 +19,7 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A store under test, and how to open another handle on the same data.
 pub struct TestDb {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ServerStore>,
     backend: Backend,
 }
 
@@ -48,13 +48,32 @@ impl TestDb {
     }
 
     /// Another store on the same data, opened (and migrated) from scratch.
-    pub async fn reopen(&self) -> Arc<dyn Store> {
+    pub async fn reopen(&self) -> Arc<dyn ServerStore> {
         match &self.backend {
             Backend::Sqlite { path, .. } => {
                 steward_store_sql::open(&format!("sqlite://{}", path.display())).await.expect("reopen SQLite")
             }
             Backend::Postgres { url, schema } => {
                 Arc::new(PgStore::connect_schema(url, schema).await.expect("reconnect PostgreSQL"))
+            }
+        }
+    }
+
+    /// Runs `sql` on the database behind the store's back, as an attacker with database
+    /// access would; returns the number of rows changed.
+    pub async fn tamper(&self, sql: &str) -> u64 {
+        let sql = AssertSqlSafe(sql.to_owned());
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect SQLite");
+                sqlx::query(sql).execute(&mut conn).await.expect("tamper").rows_affected()
+            }
+            Backend::Postgres { url, schema } => {
+                let mut conn = PgConnection::connect(url).await.expect("connect PostgreSQL");
+                let path = format!(r#"SET search_path TO "{schema}""#);
+                sqlx::query(AssertSqlSafe(path)).execute(&mut conn).await.expect("search_path");
+                sqlx::query(sql).execute(&mut conn).await.expect("tamper").rows_affected()
             }
         }
     }

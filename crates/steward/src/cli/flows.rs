@@ -174,7 +174,7 @@ pub async fn command(location: &Location, cmd: FlowsCommand) -> anyhow::Result<E
             }
         }
         FlowsCommand::List { json } => {
-            let flows = store.list_flows(DEFAULT_WORKSPACE).await?;
+            let flows = store.list_flows(DEFAULT_WORKSPACE, false).await?;
             if json {
                 super::print_json(&flows)?;
             } else {
