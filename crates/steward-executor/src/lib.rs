@@ -13,6 +13,7 @@ mod context;
 mod driver;
 mod retention;
 mod step;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
 pub use retention::summary;
 pub use step::{DEFAULT_TIMEOUT, idempotency_key};
+pub use validate::{called_flows, new_version, validate};
 
 use children::ChildStarter;
 use step::Services;

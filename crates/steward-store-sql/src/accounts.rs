@@ -51,6 +51,11 @@ pub(crate) const OPEN_INVITATIONS: &str = concat!(
     " FROM invitations WHERE workspace_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
      AND expires_at > $2 ORDER BY created_at DESC"
 );
+pub(crate) const OPEN_INVITATION: &str = concat!(
+    "SELECT ",
+    invitation_cols!(),
+    " FROM invitations WHERE digest = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2"
+);
 /// Marks an open invitation used and returns it: one statement, so it is used once.
 pub(crate) const TAKE_INVITATION: &str = concat!(
     "UPDATE invitations SET accepted_at = $2, accepted_by = $3 \

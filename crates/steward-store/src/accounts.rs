@@ -124,6 +124,9 @@ pub trait AccountStore: Send + Sync {
 
     async fn invitations(&self, workspace: &str, now: Timestamp) -> Result<Vec<Invitation>>;
 
+    /// The open (unused, unrevoked, unexpired) invitation with this digest.
+    async fn open_invitation(&self, digest: &str, now: Timestamp) -> Result<Option<Invitation>>;
+
     /// Consumes an open invitation for `user` (whose e-mail must match it) and makes them a
     /// member. Returns the invitation. `NotFound` for unknown, used, revoked or expired codes.
     async fn accept_invitation(&self, digest: &str, user: &User, now: Timestamp) -> Result<Invitation>;

@@ -166,6 +166,22 @@ pub trait AuditStore: Send + Sync {
     async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditEvent>>;
 }
 
+/// Verifies the whole chain, oldest entry first, a page at a time: `Ok(Ok(n))` when all `n`
+/// entries check out, `Ok(Err(link))` naming the first broken link.
+pub async fn verify_chain(store: &dyn AuditStore) -> Result<Result<u64, BrokenLink>> {
+    const PAGE: usize = 1000;
+    let mut v = Verifier::default();
+    loop {
+        let page = store.audit_chain(v.last_seq(), PAGE).await?;
+        if page.is_empty() {
+            return Ok(Ok(v.checked));
+        }
+        if let Err(broken) = page.iter().try_for_each(|e| v.check(e)) {
+            return Ok(Err(broken));
+        }
+    }
+}
+
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {

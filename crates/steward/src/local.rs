@@ -46,12 +46,19 @@ impl Location {
         store: Arc<dyn Store>,
         max_runs: usize,
         lease: Option<Duration>,
+        drain: Option<Duration>,
     ) -> anyhow::Result<Executor> {
         let defaults = ExecutorOptions::default();
         let owner = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::now_v7().simple());
         let poll = if self.database_url.is_some() { Duration::from_secs(30) } else { Duration::from_secs(1) };
-        let opts =
-            ExecutorOptions { owner, max_runs, lease: lease.unwrap_or(defaults.lease), poll, ..defaults };
+        let opts = ExecutorOptions {
+            owner,
+            max_runs,
+            lease: lease.unwrap_or(defaults.lease),
+            drain: drain.unwrap_or(defaults.drain),
+            poll,
+            ..defaults
+        };
         Executor::new(store, opts).context("cannot start the executor")
     }
 }

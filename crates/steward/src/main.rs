@@ -41,7 +41,7 @@ enum Command {
     },
     /// Print a JSON Schema.
     Schema {
-        #[arg(value_parser = ["flow"])]
+        #[arg(value_parser = ["flow", "openapi"])]
         what: String,
     },
     /// Manage stored flows.
@@ -52,6 +52,14 @@ enum Command {
     Runs(cli::runs::RunsCommand),
     /// Execute queued runs until stopped (scale out against a shared PostgreSQL database).
     Worker(cli::worker::WorkerArgs),
+    /// Serve the HTTP API and execute runs, on one port.
+    Serve(cli::serve::ServeArgs),
+    /// Administer accounts directly on the database.
+    #[command(subcommand)]
+    Admin(cli::admin::AdminCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(cli::admin::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,10 +77,17 @@ fn main() -> ExitCode {
         match args.command {
             Command::Run(a) => cli::run::run(&location, a).await,
             Command::Validate { files } => cli::flows::validate(&files),
+            Command::Schema { what } if what == "openapi" => {
+                println!("{}", steward_server::openapi_json());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Schema { .. } => cli::flows::schema(),
             Command::Flows(c) => cli::flows::command(&location, c).await,
             Command::Runs(c) => cli::runs::command(&location, c).await,
             Command::Worker(a) => cli::worker::run(&location, a).await,
+            Command::Serve(a) => cli::serve::run(&location, a).await,
+            Command::Admin(c) => cli::admin::command(&location, c).await,
+            Command::Audit(c) => cli::admin::audit_command(&location, c).await,
         }
     });
     match result {

@@ -173,6 +173,12 @@ macro_rules! account_store {
                     rows.iter().map(sql::invitation).collect()
                 }
 
+                async fn open_invitation(&self, digest: &str, now: Timestamp) -> Result<Option<Invitation>> {
+                    let query = sqlx::query(sql::OPEN_INVITATION).bind(digest).bind(now.0);
+                    let row = query.fetch_optional(self.reader()).await.map_err(db)?;
+                    row.map(|r| sql::invitation(&r)).transpose()
+                }
+
                 async fn accept_invitation(
                     &self,
                     digest: &str,

@@ -106,6 +106,11 @@ pub async fn invitations_are_used_once_by_the_invited_address(db: &TestDb) {
     s.create_invitation(&invite("i2", "bob@example.com", T0 + 10)).await.unwrap();
     s.create_invitation(&invite("i3", "bob@example.com", T0 + 100)).await.unwrap();
     assert_eq!(s.invitations("acme", at(T0 + 50)).await.unwrap().len(), 2, "i2 expired");
+    assert_eq!(
+        s.open_invitation("inv-i1", at(T0)).await.unwrap().map(|i| i.email),
+        Some("bob@example.com".into())
+    );
+    assert_eq!(s.open_invitation("inv-i2", at(T0 + 50)).await.unwrap(), None);
 
     assert!(matches!(s.accept_invitation("inv-i1", &eve, at(T0 + 1)).await, Err(Error::NotFound(_))));
     assert!(matches!(s.accept_invitation("inv-i2", &bob, at(T0 + 50)).await, Err(Error::NotFound(_))));
@@ -119,6 +124,7 @@ pub async fn invitations_are_used_once_by_the_invited_address(db: &TestDb) {
     assert_eq!((used.id.as_str(), used.role), ("i1", Role::Editor));
     assert_eq!(s.role("acme", &bob.id).await.unwrap(), Some(Role::Editor));
     assert!(matches!(s.accept_invitation("inv-i1", &bob, at(T0 + 4)).await, Err(Error::NotFound(_))));
+    assert_eq!(s.open_invitation("inv-i1", at(T0 + 4)).await.unwrap(), None);
 }
 
 pub async fn sessions_expire_and_end_everywhere(db: &TestDb) {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
-use sha2::{Digest, Sha256};
-use steward_flow::{LoadedFlow, Step, StepKind};
-use steward_store::{DEFAULT_WORKSPACE, FlowVersion, NewFlowVersion, Store};
+use steward_flow::LoadedFlow;
+use steward_store::{DEFAULT_WORKSPACE, FlowVersion, Store};
 
 use crate::local::Location;
 
@@ -44,30 +43,9 @@ impl std::error::Error for Invalid {}
 /// Reads and fully validates a flow file, including the syntax of its JavaScript.
 pub fn load_file(path: &Path) -> anyhow::Result<(LoadedFlow, String)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let name = path.display().to_string();
-    let loaded = steward_flow::load(&name, &text).map_err(|e| Invalid(e.to_string()))?;
-    let mut problems = Vec::new();
-    check_code(&loaded.flow.steps, &mut problems);
-    if !problems.is_empty() {
-        return Err(
-            Invalid(steward_flow::located_error(&name, &loaded.locations, problems).to_string()).into()
-        );
-    }
+    let loaded =
+        steward_executor::validate(&path.display().to_string(), &text).map_err(|e| Invalid(e.to_string()))?;
     Ok((loaded, text))
-}
-
-fn check_code(steps: &[Step], problems: &mut Vec<(steward_flow::Path, String)>) {
-    let limits = steward_steps::code::SandboxLimits::default();
-    for s in steps {
-        if let StepKind::Code(c) = &s.kind
-            && let Err(e) = steward_steps::code::check(&c.source, &limits)
-        {
-            problems.push((s.path.key("code"), e.to_string()));
-        }
-        for block in steward_flow::children(s) {
-            check_code(block, problems);
-        }
-    }
 }
 
 /// Validates and stores a flow file, and the flows it calls that are not stored yet when a
@@ -79,7 +57,7 @@ pub async fn apply_file(
 ) -> anyhow::Result<FlowVersion> {
     let (loaded, text) = load_file(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    for (called, at) in called_flows(&loaded.flow.steps) {
+    for (called, at) in steward_executor::called_flows(&loaded.flow.steps) {
         let sibling = ["yaml", "yml", "json"]
             .iter()
             .map(|ext| dir.join(format!("{called}.{ext}")))
@@ -103,29 +81,9 @@ pub async fn apply_file(
             }
         }
     }
-    let new = NewFlowVersion {
-        workspace: DEFAULT_WORKSPACE.to_owned(),
-        name: loaded.flow.name.to_string(),
-        file_name: path.display().to_string(),
-        digest: format!("{:x}", Sha256::digest(text.as_bytes())),
-        source: text,
-        concurrency: loaded.flow.concurrency,
-        now,
-    };
+    let new =
+        steward_executor::new_version(DEFAULT_WORKSPACE, &path.display().to_string(), text, &loaded, now);
     Ok(store.save_version(new).await?)
-}
-
-fn called_flows(steps: &[Step]) -> Vec<(String, steward_flow::Path)> {
-    let mut out = Vec::new();
-    for s in steps {
-        if let StepKind::Flow(c) = &s.kind {
-            out.push((c.name.to_string(), s.path.key("flow").key("name")));
-        }
-        for block in steward_flow::children(s) {
-            out.extend(called_flows(block));
-        }
-    }
-    out
 }
 
 pub fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -1,8 +1,10 @@
 //! One module per command group.
 
+pub mod admin;
 pub mod flows;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod worker;
 
 use std::path::Path;
@@ -25,4 +27,20 @@ pub fn parse_input(input: Option<&str>) -> anyhow::Result<Value> {
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// Returns on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -43,7 +43,7 @@ pub async fn run(location: &Location, args: RunArgs) -> anyhow::Result<ExitCode>
         Err(e) => return Err(e),
     };
     let inputs = super::parse_input(args.input.as_deref())?;
-    let executor = location.executor(store.clone(), 64, None)?;
+    let executor = location.executor(store.clone(), 64, None, None)?;
     let progress = executor.subscribe();
     let run_id = match executor.start_run(&version, inputs).await {
         Ok(id) => id,

@@ -127,7 +127,7 @@ async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Res
     }
     let signal =
         Signal::Approval { step: d.step.clone(), approved, by: d.by.clone(), reason: d.reason.clone() };
-    let executor = location.executor(store, 64, None)?;
+    let executor = location.executor(store, 64, None, None)?;
     let progress = executor.subscribe();
     executor.signal(DEFAULT_WORKSPACE, &run.id, &signal).await?;
     eprintln!("{} step `{}` of run {}", if approved { "approved" } else { "rejected" }, d.step, run.id);

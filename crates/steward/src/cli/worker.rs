@@ -24,7 +24,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let store = location.open().await?;
-    let executor = location.executor(store, args.max_runs, Some(args.lease))?;
+    let executor = location.executor(store, args.max_runs, Some(args.lease), None)?;
     let (stop, stop_rx) = watch::channel(false);
     let worker = tokio::spawn({
         let executor = executor.clone();
@@ -32,24 +32,9 @@ pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCo
     });
     tracing::info!("worker started");
     eprintln!("worker started; stop with Ctrl-C");
-    shutdown_signal().await;
+    super::shutdown_signal().await;
     eprintln!("stopping: letting in-flight steps finish");
     let _ = stop.send(true);
     worker.await??;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

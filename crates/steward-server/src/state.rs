@@ -1,0 +1,102 @@
+//! What every handler shares: the store, the executor, the settings and the login throttles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use steward_auth::throttle::Throttle;
+use steward_engine::Timestamp;
+use steward_executor::Executor;
+use steward_store::{NewAuditEvent, ServerStore};
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+
+/// Cheap to clone: one shared value behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn ServerStore>,
+    executor: Executor,
+    config: Config,
+    logins_per_account: Throttle,
+    logins_per_address: Throttle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.inner.config).finish()
+    }
+}
+
+/// The window failed logins are counted in.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl AppState {
+    pub fn new(store: Arc<dyn ServerStore>, executor: Executor, config: Config) -> Self {
+        let attempts = config.login_attempts;
+        let inner = Shared {
+            store,
+            executor,
+            logins_per_account: Throttle::new(attempts, LOGIN_WINDOW),
+            logins_per_address: Throttle::new(attempts * 4, LOGIN_WINDOW),
+            config,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn store(&self) -> &dyn ServerStore {
+        &*self.inner.store
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.inner.executor
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.inner.executor.now()
+    }
+
+    pub(crate) fn logins_per_account(&self) -> &Throttle {
+        &self.inner.logins_per_account
+    }
+
+    pub(crate) fn logins_per_address(&self) -> &Throttle {
+        &self.inner.logins_per_address
+    }
+
+    /// Appends to the audit log. An action whose audit entry cannot be written fails: an
+    /// administrative change must not go unrecorded.
+    pub async fn audit(&self, entry: Audit<'_>) -> ApiResult<()> {
+        let event = NewAuditEvent {
+            workspace: entry.workspace.map(str::to_owned),
+            actor: entry.actor.to_owned(),
+            action: entry.action.to_owned(),
+            object_type: entry.object.0.to_owned(),
+            object_id: entry.object.1.map(str::to_owned),
+            source: entry.source.map(str::to_owned),
+            details: entry.details,
+            now: self.now(),
+        };
+        self.store().append_audit(event).await.map(drop).map_err(ApiError::from)
+    }
+}
+
+/// One audit entry, as handlers describe it.
+#[derive(Debug)]
+pub struct Audit<'a> {
+    pub workspace: Option<&'a str>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    /// Object type and id: `("flow", Some("enrich"))`.
+    pub object: (&'a str, Option<&'a str>),
+    pub source: Option<&'a str>,
+    pub details: Value,
+}
