@@ -372,8 +372,10 @@ async fn decide(
     let journal = state.store().journal(&run.id).await?;
     let suspended =
         journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == step));
+    let pending = state.store().signals(&run.id).await?;
     let decided =
-        journal.iter().any(|e| matches!(&e.event, Event::ApprovalDecided { key, .. } if *key == step));
+        journal.iter().any(|e| matches!(&e.event, Event::ApprovalDecided { key, .. } if *key == step))
+            || pending.iter().any(|(_, s)| matches!(s, Signal::Approval { step: st, .. } if *st == step));
     if !suspended || decided || run.status.is_finished() {
         return Err(ApiError::conflict(format!("step `{step}` of run {id} is not waiting for an approval")));
     }
