@@ -174,9 +174,8 @@ async fn payloads_are_hidden_without_permission_and_approvals_resume_runs() {
     let run_path = format!("/api/v1/workspaces/{WS}/runs/{run}");
 
     // Wait for the approval, as the operator sees it.
-    let mut seen = Value::Null;
     for _ in 0..200 {
-        seen = app.call(Method::GET, &run_path, Some(&operator.token), None).await.1;
+        let seen = app.call(Method::GET, &run_path, Some(&operator.token), None).await.1;
         if seen["steps"]
             .as_array()
             .is_some_and(|s| s.iter().any(|s| s["key"] == "approve" && s["status"] == "suspended"))
