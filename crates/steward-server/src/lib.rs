@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod json;
+pub mod metrics;
 mod middleware;
 pub mod routes;
 pub mod state;

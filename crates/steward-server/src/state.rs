@@ -24,6 +24,7 @@ struct Shared {
     config: Config,
     logins_per_account: Throttle,
     logins_per_address: Throttle,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -36,9 +37,13 @@ impl std::fmt::Debug for AppState {
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl AppState {
+    /// Must be called inside the async runtime: metrics start following the executor.
     pub fn new(store: Arc<dyn ServerStore>, executor: Executor, config: Config) -> Self {
         let attempts = config.login_attempts;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        metrics.follow(&executor);
         let inner = Shared {
+            metrics,
             store,
             executor,
             logins_per_account: Throttle::new(attempts, LOGIN_WINDOW),
@@ -54,6 +59,10 @@ impl AppState {
 
     pub fn executor(&self) -> &Executor {
         &self.inner.executor
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub fn config(&self) -> &Config {

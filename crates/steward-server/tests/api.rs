@@ -353,3 +353,38 @@ async fn invitations_create_accounts_and_memberships() {
     assert_eq!(status, StatusCode::OK);
     app.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_runs_steps_and_the_queue() {
+    let app = TestApp::new(Db::Sqlite).await;
+    let owner = app.workspace(WS).await;
+    app.apply(&owner.token, HELLO_FLOW).await;
+    let start = format!("/api/v1/workspaces/{WS}/flows/hello/runs");
+    for _ in 0..3 {
+        let (_, s) = app.call(Method::POST, &start, Some(&owner.token), Some(json!({}))).await;
+        app.wait_finished(&owner.token, s["run_id"].as_str().unwrap()).await;
+    }
+    // The collector sees commits through a channel; give it a moment.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let (status, headers, body) = app.raw(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+        text = String::from_utf8(body).unwrap();
+        if text.contains("steward_runs_finished_total{status=\"succeeded\"} 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for line in [
+        "steward_runs_started_total{trigger=\"api\"} 3",
+        "steward_runs_finished_total{status=\"succeeded\"} 3",
+        "steward_steps_total{status=\"succeeded\"} 3",
+        "steward_step_duration_seconds_count 3",
+        "steward_queue_runs{state=\"due\"} 0",
+        "steward_queue_runs{state=\"running\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    app.finish().await;
+}

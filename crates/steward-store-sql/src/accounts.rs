@@ -219,3 +219,11 @@ pub(crate) fn limit(n: usize) -> i64 {
 pub(crate) fn normal_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
+
+/// Unfinished runs by what they are doing at `$1`: held under a live lease, due, or parked.
+pub(crate) const QUEUE_DEPTH: &str = "SELECT \
+     COALESCE(SUM(CASE WHEN lease_expires_at > $1 THEN 1 ELSE 0 END), 0) AS running, \
+     COALESCE(SUM(CASE WHEN (lease_expires_at IS NULL OR lease_expires_at <= $1) AND wake_at <= $1 THEN 1 ELSE 0 END), 0) AS due, \
+     COALESCE(SUM(CASE WHEN (lease_expires_at IS NULL OR lease_expires_at <= $1) \
+         AND (wake_at IS NULL OR wake_at > $1) THEN 1 ELSE 0 END), 0) AS waiting \
+     FROM runs WHERE status IN ('queued', 'running', 'waiting')";

@@ -80,6 +80,7 @@ conformance! {
         heartbeat_extends_and_reports_lost_leases,
         release_with_future_wake_at,
         next_due_accounts_for_leases,
+        queue_depth_counts_due_running_and_waiting,
     ],
     concurrency: [
         concurrency_limit_caps_leased_runs,

@@ -132,6 +132,24 @@ pub trait Wakeup: Send + Sync {
 pub trait Store: FlowStore + RunStore + Wakeup {}
 impl<T: FlowStore + RunStore + Wakeup> Store for T {}
 
-/// Everything the server needs: the executor's store, accounts and the audit log.
-pub trait ServerStore: Store + AccountStore + AuditStore {}
-impl<T: Store + AccountStore + AuditStore> ServerStore for T {}
+/// Counts for monitoring.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Unfinished runs of every workspace by state at `now`.
+    async fn queue_depth(&self, now: Timestamp) -> Result<QueueDepth>;
+}
+
+/// Unfinished runs, for the `/metrics` gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Due and not held by any executor: work waiting for a free executor.
+    pub due: u64,
+    /// Held by an executor under a live lease.
+    pub running: u64,
+    /// Parked until a time or a signal (waits, approvals, child runs).
+    pub waiting: u64,
+}
+
+/// Everything the server needs: the executor's store, accounts, the audit log and counts.
+pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore {}
+impl<T: Store + AccountStore + AuditStore + StatsStore> ServerStore for T {}

@@ -19,6 +19,7 @@ pub fn router(openapi: String) -> axum::Router<AppState> {
     axum::Router::new()
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route(
             "/api/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
@@ -35,6 +36,24 @@ pub fn router(openapi: String) -> axum::Router<AppState> {
             "/api/docs/docs.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], DOCS_CSS) }),
         )
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store().queue_depth(state.now()).await {
+        Ok(depth) => {
+            let body = state.metrics().render(depth);
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the queue depth");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                String::new(),
+            )
+        }
+    }
 }
 
 /// Ready when the database answers.

@@ -139,6 +139,7 @@ async fn start_run(
         .ok_or_else(|| ApiError::not_found(&format!("flow {name}")))?;
     let inputs = if req.inputs.is_null() { json!({}) } else { req.inputs };
     let run_id = state.executor().start_run(&version, inputs).await?;
+    state.metrics().run_started("api");
     Ok((StatusCode::CREATED, axum::Json(Started { run_id, flow_version_id: version.id })))
 }
 

@@ -11,7 +11,7 @@ macro_rules! account_store {
             use steward_engine::Timestamp;
             use steward_store::{
                 AccountStore, ApiToken, AuditEvent, AuditFilter, AuditStore, Error, Invitation, Member,
-                NewAuditEvent, NewUser, Result, Session, User, Workspace,
+                NewAuditEvent, NewUser, QueueDepth, Result, Session, StatsStore, User, Workspace,
             };
 
             use super::$Store as Store;
@@ -337,6 +337,23 @@ macro_rules! account_store {
                     let query = sqlx::query(sql::AUDIT_CHAIN).bind(after_seq).bind(limit(n));
                     let rows = query.fetch_all(self.reader()).await.map_err(db)?;
                     rows.iter().map(sql::audit_event).collect()
+                }
+            }
+
+            #[async_trait]
+            impl StatsStore for Store {
+                async fn queue_depth(&self, now: Timestamp) -> Result<QueueDepth> {
+                    let row = sqlx::query(sql::QUEUE_DEPTH)
+                        .bind(now.0)
+                        .fetch_one(self.reader())
+                        .await
+                        .map_err(db)?;
+                    let count = |col: &str| row.int(col).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(QueueDepth {
+                        due: count("due")?,
+                        running: count("running")?,
+                        waiting: count("waiting")?,
+                    })
                 }
             }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use steward_engine::RunStatus;
-use steward_store::{Error, RunUpdate};
+use steward_store::{Error, QueueDepth, RunUpdate};
 
 use crate::support::{T0, TestDb, WS, append, at, create, finish, ids, save};
 
@@ -114,4 +114,22 @@ pub async fn next_due_accounts_for_leases(db: &TestDb) {
     assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 1005)), "a leased run is due when its lease ends");
     create(s, &v, T0 + 100).await;
     assert_eq!(s.next_due().await.unwrap(), Some(at(T0 + 100)));
+}
+
+pub async fn queue_depth_counts_due_running_and_waiting(db: &TestDb) {
+    let s = &*db.store;
+    assert_eq!(s.queue_depth(at(T0)).await.unwrap(), QueueDepth::default());
+    let v = save(s, WS, "a", "d1", T0).await;
+    let held = create(s, &v, T0).await;
+    create(s, &v, T0).await;
+    let parked = create(s, &v, T0).await;
+    create(s, &v, T0 + 50).await;
+    assert_eq!(s.queue_depth(at(T0)).await.unwrap(), QueueDepth { due: 3, running: 0, waiting: 1 });
+    let claimed = s.claim("a", at(T0), 1000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    s.release(&parked, "a", None).await.unwrap();
+    assert_eq!(s.queue_depth(at(T0)).await.unwrap(), QueueDepth { due: 0, running: 2, waiting: 2 });
+    assert!(claimed.iter().any(|r| r.id == held));
+    // Once the leases lapse, their runs are due again.
+    assert_eq!(s.queue_depth(at(T0 + 2000)).await.unwrap(), QueueDepth { due: 3, running: 0, waiting: 1 });
 }
