@@ -12,6 +12,7 @@ mod middleware;
 pub mod routes;
 pub mod state;
 mod views;
+pub mod webhook_signature;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
