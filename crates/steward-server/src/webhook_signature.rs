@@ -172,7 +172,7 @@ fn check(secret: &[u8], parts: &[&[u8]], candidates: &[&str]) -> Result<(), Refu
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
