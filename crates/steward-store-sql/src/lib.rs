@@ -18,6 +18,7 @@ mod rows;
 mod shared;
 mod sql;
 mod sqlite;
+mod triggers;
 mod wake;
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The storage traits written once for both stores.
 //!
-//! [`store_traits!`] stamps out `FlowStore`, `RunStore`, `Wakeup`, `AccountStore` and `AuditStore` for a store type that
+//! [`store_traits!`] stamps out `FlowStore`, `RunStore`, `Wakeup`, `AccountStore`, `AuditStore`, `StatsStore` and `TriggerStore` for a store type that
 //! implements [`Backend`](crate::backend::Backend); `sqlite.rs` and `postgres.rs` each invoke
 //! it once.
 //! The method bodies use only the [`Backend`](crate::backend::Backend) hooks, the shared SQL
@@ -22,17 +22,20 @@
 mod accounts;
 mod flows;
 mod runs;
+mod triggers;
 
 pub(crate) use accounts::account_store;
 pub(crate) use flows::flow_store;
 pub(crate) use runs::run_store;
+pub(crate) use triggers::trigger_store;
 
-/// Implements `FlowStore`, `RunStore` and `Wakeup` (so `Store`), `AccountStore` and `AuditStore` for `$Store`, a
+/// Implements `FlowStore`, `RunStore` and `Wakeup` (so `Store`), `AccountStore`, `AuditStore`, `StatsStore` and `TriggerStore` for `$Store`, a
 /// [`Backend`](crate::backend::Backend) named by an identifier in scope where this is invoked.
 macro_rules! store_traits {
     ($Store:ident) => {
         $crate::shared::account_store!($Store);
         $crate::shared::flow_store!($Store);
+        $crate::shared::trigger_store!($Store);
         $crate::shared::run_store!($Store);
 
         #[async_trait::async_trait]

@@ -94,6 +94,9 @@ conformance! {
         signal_on_unknown_run_is_not_found,
         wakeup_waits_for_work_or_timeout,
     ],
+    triggers: [
+        webhooks_are_found_by_path_until_revoked,
+    ],
     listing: [
         list_runs_filters_and_pages,
         workspaces_are_isolated,

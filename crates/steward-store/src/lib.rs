@@ -13,10 +13,12 @@
 mod accounts;
 mod audit;
 mod records;
+mod triggers;
 
 pub use accounts::*;
 pub use audit::*;
 pub use records::*;
+pub use triggers::*;
 
 use async_trait::async_trait;
 use steward_engine::{Entry, Event, Timestamp};
@@ -151,5 +153,5 @@ pub struct QueueDepth {
 }
 
 /// Everything the server needs: the executor's store, accounts, the audit log and counts.
-pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore {}
-impl<T: Store + AccountStore + AuditStore + StatsStore> ServerStore for T {}
+pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore + TriggerStore {}
+impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore> ServerStore for T {}

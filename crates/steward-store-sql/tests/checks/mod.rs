@@ -9,3 +9,4 @@ pub mod flows;
 pub mod journal;
 pub mod listing;
 pub mod signals;
+pub mod triggers;
