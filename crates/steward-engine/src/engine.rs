@@ -67,8 +67,20 @@ impl<'p> Engine<'p> {
 
     /// The first events of a new run.
     pub fn start(&self, state: &mut RunState, run_id: &str, inputs: Value, now: Timestamp) -> Vec<Event> {
+        self.start_triggered(state, run_id, inputs, None, now)
+    }
+
+    /// Starts a run that a trigger (webhook, schedule) started, recording what it delivered.
+    pub fn start_triggered(
+        &self,
+        state: &mut RunState,
+        run_id: &str,
+        inputs: Value,
+        trigger: Option<Value>,
+        now: Timestamp,
+    ) -> Vec<Event> {
         let mut tx = Tx::new(self.plan, state, now);
-        tx.emit(Event::RunStarted { run_id: run_id.to_owned(), inputs });
+        tx.emit(Event::RunStarted { run_id: run_id.to_owned(), inputs, trigger });
         tx.settle();
         tx.events
     }

@@ -14,6 +14,10 @@ pub enum Event {
     RunStarted {
         run_id: String,
         inputs: Value,
+        /// What started the run (a webhook delivery, a schedule tick), as `.trigger` shows it;
+        /// absent for runs started by hand.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<Value>,
     },
     /// The step's dependencies are done; it may start.
     StepScheduled {

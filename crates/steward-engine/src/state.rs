@@ -119,6 +119,8 @@ pub struct RunState {
     pub run_id: String,
     pub finished: Option<RunStatus>,
     pub inputs: Value,
+    /// What a trigger delivered, for `.trigger`; `None` for runs started by hand.
+    pub trigger: Option<Value>,
     pub output: Option<Value>,
     pub error: Option<StepError>,
     pub cancel_reason: Option<String>,
@@ -166,9 +168,10 @@ impl RunState {
         self.last_seq = entry.seq;
         let at = entry.at;
         match &entry.event {
-            Event::RunStarted { run_id, inputs } => {
+            Event::RunStarted { run_id, inputs, trigger } => {
                 self.run_id = run_id.clone();
                 self.inputs = inputs.clone();
+                self.trigger = trigger.clone();
                 self.started_at = Some(at);
                 self.open_block("", ROOT, String::new(), None, Role::Root);
             }

@@ -41,11 +41,25 @@ impl ChildStarter {
         parent: Option<(String, String)>,
         now: Timestamp,
     ) -> Result<String, Error> {
+        self.start_triggered(version, inputs, id, parent, None, now).await
+    }
+
+    /// [`ChildStarter::start`] for a run a trigger started, recording what it delivered.
+    pub async fn start_triggered(
+        &self,
+        version: &FlowVersion,
+        inputs: Value,
+        id: String,
+        parent: Option<(String, String)>,
+        trigger: Option<Value>,
+        now: Timestamp,
+    ) -> Result<String, Error> {
         let compiled = self.compiled(&version.workspace, &version.id).await?;
         let inputs = compiled.flow.bind_inputs(&inputs).map_err(Error::Invalid)?;
         check_vars(&compiled, &inputs)?;
         let mut state = RunState::default();
-        let events = Engine::new(&compiled.plan).start(&mut state, &id, inputs.clone(), now);
+        let events =
+            Engine::new(&compiled.plan).start_triggered(&mut state, &id, inputs.clone(), trigger, now);
         let run = NewRun {
             id: id.clone(),
             workspace: version.workspace.clone(),

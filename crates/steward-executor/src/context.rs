@@ -43,7 +43,8 @@ fn base(compiled: &Compiled, state: &RunState) -> Map<String, Value> {
             "started_at": state.started_at.map(|t| t.millis()),
         }),
     );
-    ctx.insert("trigger".into(), json!({ "kind": "manual" }));
+    let trigger = state.trigger.clone().unwrap_or_else(|| json!({ "kind": "manual" }));
+    ctx.insert("trigger".into(), trigger);
     let mut vars = Map::new();
     let vars_ctx = Value::Object(ctx.clone());
     for (name, t) in &compiled.flow.vars {

@@ -157,6 +157,18 @@ impl Executor {
         self.inner.starter.start(version, inputs, id, None, self.now()).await
     }
 
+    /// Queues a run a trigger started, under a caller-chosen id: a second start with the same
+    /// id fails with a store `Conflict` and starts nothing (idempotent deliveries).
+    pub async fn start_triggered(
+        &self,
+        version: &FlowVersion,
+        inputs: Value,
+        id: String,
+        trigger: Value,
+    ) -> Result<String, Error> {
+        self.inner.starter.start_triggered(version, inputs, id, None, Some(trigger), self.now()).await
+    }
+
     /// Sends a signal to a run (cancel, approval decision) and wakes its driver if it is here.
     pub async fn signal(&self, workspace: &str, run_id: &str, signal: &Signal) -> Result<(), Error> {
         self.inner.signal_local(workspace, run_id, signal).await

@@ -8,6 +8,7 @@ pub mod flows;
 pub mod meta;
 pub mod runs;
 pub mod tokens;
+pub mod webhooks;
 pub mod workspaces;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,6 +26,7 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(flows::router())
         .merge(runs::router())
         .merge(audit::router())
+        .merge(webhooks::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")

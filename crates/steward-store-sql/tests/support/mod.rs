@@ -122,7 +122,7 @@ pub fn new_run(version: &FlowVersion, now: i64) -> NewRun {
 }
 
 pub fn started(run: &NewRun) -> Event {
-    Event::RunStarted { run_id: run.id.clone(), inputs: run.inputs.clone() }
+    Event::RunStarted { run_id: run.id.clone(), inputs: run.inputs.clone(), trigger: None }
 }
 
 /// Creates a run of `version` due at `now`, journal `[RunStarted]`; returns its id.
