@@ -10,6 +10,7 @@ mod json;
 pub mod metrics;
 mod middleware;
 pub mod routes;
+pub mod schedule;
 pub mod state;
 mod views;
 pub mod webhook_signature;
