@@ -96,6 +96,7 @@ conformance! {
     ],
     triggers: [
         webhooks_are_found_by_path_until_revoked,
+        schedules_are_due_in_order_and_advance_once,
     ],
     listing: [
         list_runs_filters_and_pages,

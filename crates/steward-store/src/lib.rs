@@ -153,5 +153,5 @@ pub struct QueueDepth {
 }
 
 /// Everything the server needs: the executor's store, accounts, the audit log and counts.
-pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore + TriggerStore {}
-impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore> ServerStore for T {}
+pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore {}
+impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore> ServerStore for T {}

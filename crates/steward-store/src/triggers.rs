@@ -40,3 +40,43 @@ pub trait TriggerStore: Send + Sync {
     /// Revokes a webhook; `NotFound` if it is not the workspace's or already revoked.
     async fn revoke_webhook(&self, workspace: &str, id: &str, now: Timestamp) -> Result<Webhook>;
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    pub id: String,
+    pub workspace_id: String,
+    pub flow_name: String,
+    /// Five fields, or six with seconds first.
+    pub cron: String,
+    /// An IANA time zone name.
+    pub timezone: String,
+    /// `skip` or `once`: what happens to ticks missed while no server ran.
+    pub catch_up: String,
+    /// The inputs each run starts with.
+    pub inputs: serde_json::Value,
+    /// The next tick; `None` when the expression has no future times.
+    pub next_fire_at: Option<Timestamp>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    async fn create_schedule(&self, schedule: &Schedule) -> Result<()>;
+
+    /// A workspace's schedules that are not deleted; one flow's when `flow` is given.
+    async fn schedules(&self, workspace: &str, flow: Option<&str>) -> Result<Vec<Schedule>>;
+
+    /// Deletes a schedule; `NotFound` if it is not the workspace's.
+    async fn delete_schedule(&self, workspace: &str, id: &str, now: Timestamp) -> Result<()>;
+
+    /// Schedules of every workspace whose next tick is at or before `now`, earliest first.
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>>;
+
+    /// Moves a schedule's next tick from `from` to `to`, if nobody moved it first; returns
+    /// whether this call moved it.
+    async fn advance_schedule(&self, id: &str, from: Timestamp, to: Option<Timestamp>) -> Result<bool>;
+
+    /// The earliest next tick of any schedule, to sleep until.
+    async fn next_schedule_tick(&self) -> Result<Option<Timestamp>>;
+}
