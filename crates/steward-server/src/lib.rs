@@ -11,6 +11,7 @@ pub mod metrics;
 mod middleware;
 pub mod routes;
 pub mod schedule;
+pub mod scheduler;
 pub mod state;
 mod views;
 pub mod webhook_signature;

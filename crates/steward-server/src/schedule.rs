@@ -91,12 +91,16 @@ pub struct Step {
     pub next: Option<i64>,
 }
 
+/// How late a tick may be and still fire as usual: a busy server catches up on ticks this
+/// recent one by one; older ones were missed (no server ran) and the catch-up policy decides.
+pub const GRACE_MS: i64 = 5_000;
+
 /// Decides for a schedule due at `due` (its stored next fire time) at time `now`. A tick is
-/// on time when the one after it is still in the future; otherwise ticks were missed (the
-/// servers were down) and `catch_up` decides.
+/// on time when it is less than [`GRACE_MS`] late or the one after it is still in the future;
+/// otherwise ticks were missed and `catch_up` decides.
 pub fn step(table: &Timetable, due: i64, now: i64, catch_up: CatchUp) -> Step {
     let after_due = table.next_after(due);
-    if after_due.is_none_or(|t| t > now) {
+    if now - due <= GRACE_MS || after_due.is_none_or(|t| t > now) {
         return Step { fire: Some(due), next: after_due };
     }
     let next = table.next_after(now);
@@ -155,5 +159,10 @@ mod tests {
         let next = Some(ms("2026-05-01T14:00:00Z"));
         assert_eq!(step(&t, due, now, CatchUp::Skip), Step { fire: None, next });
         assert_eq!(step(&t, due, now, CatchUp::Once), Step { fire: Some(ms("2026-05-01T13:00:00Z")), next });
+
+        // A per-second schedule on a server running 3 s behind fires every tick in turn.
+        let every = Timetable::parse("* * * * * *", "UTC").unwrap();
+        let late = step(&every, due, due + 3_000, CatchUp::Skip);
+        assert_eq!(late, Step { fire: Some(due), next: Some(due + 1_000) });
     }
 }

@@ -114,6 +114,8 @@ fn body(method: &Method, path: &str) -> Option<Value> {
         json!({ "email": "someone@example.com", "role": "viewer" })
     } else if path.ends_with("/tokens") {
         json!({ "name": "t", "permissions": ["flows:read"] })
+    } else if path.ends_with("/schedules") {
+        json!({ "cron": "0 9 * * *" })
     } else if path.contains("/members/") {
         json!({ "role": "operator" })
     } else {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod flows;
 pub mod meta;
 pub mod runs;
+pub mod schedules;
 pub mod tokens;
 pub mod webhooks;
 pub mod workspaces;
@@ -27,6 +28,7 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(runs::router())
         .merge(audit::router())
         .merge(webhooks::router())
+        .merge(schedules::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")

@@ -370,10 +370,12 @@ async fn decide(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::RunsApprove)?;
     let run = state.store().run(&access.workspace, &id).await?;
+    // Pending decisions first, then the journal: a decision consumed in between is in the
+    // journal by the time it is read.
+    let pending = state.store().signals(&run.id).await?;
     let journal = state.store().journal(&run.id).await?;
     let suspended =
         journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == step));
-    let pending = state.store().signals(&run.id).await?;
     let decided =
         journal.iter().any(|e| matches!(&e.event, Event::ApprovalDecided { key, .. } if *key == step))
             || pending.iter().any(|(_, s)| matches!(s, Signal::Approval { step: st, .. } if *st == step));

@@ -37,11 +37,13 @@ pub struct Member {
 
 pub struct TestApp {
     pub app: axum::Router,
+    pub state: AppState,
     pub store: Arc<dyn ServerStore>,
     pub executor: Executor,
     stop: watch::Sender<bool>,
     _dir: Option<TempDir>,
     pg_schema: Option<String>,
+    owns_schema: bool,
 }
 
 impl TestApp {
@@ -50,6 +52,19 @@ impl TestApp {
     }
 
     pub async fn with_config(db: Db, config: Config) -> Self {
+        let schema = format!("t_srv_{}", uuid::Uuid::now_v7().simple());
+        let mut app = Self::open(db, config, &schema).await;
+        app.owns_schema = true;
+        app
+    }
+
+    /// A second server on the same PostgreSQL schema as `self`.
+    pub async fn beside(&self) -> Self {
+        let schema = self.pg_schema.clone().expect("a PostgreSQL test app");
+        Self::open(Db::Postgres, Config::default(), &schema).await
+    }
+
+    async fn open(db: Db, config: Config, schema: &str) -> Self {
         let (store, dir, pg_schema): (Arc<dyn ServerStore>, _, _) = match db {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -59,10 +74,9 @@ impl TestApp {
                 (store, Some(dir), None)
             }
             Db::Postgres => {
-                let schema = format!("t_srv_{}", uuid::Uuid::now_v7().simple());
                 let store =
-                    steward_store_sql::PgStore::connect_schema(&pg_url(), &schema).await.expect("PostgreSQL");
-                (Arc::new(store), None, Some(schema))
+                    steward_store_sql::PgStore::connect_schema(&pg_url(), schema).await.expect("PostgreSQL");
+                (Arc::new(store), None, Some(schema.to_owned()))
             }
         };
         let opts = ExecutorOptions {
@@ -76,13 +90,15 @@ impl TestApp {
             let executor = executor.clone();
             async move { executor.run(stop_rx).await }
         });
-        let app = steward_server::app(AppState::new(store.clone(), executor.clone(), config));
-        Self { app, store, executor, stop, _dir: dir, pg_schema }
+        let state = AppState::new(store.clone(), executor.clone(), config);
+        tokio::spawn(steward_server::scheduler::run(state.clone(), stop.subscribe()));
+        let app = steward_server::app(state.clone());
+        Self { app, state, store, executor, stop, _dir: dir, pg_schema, owns_schema: false }
     }
 
     pub async fn finish(self) {
         let _ = self.stop.send(true);
-        if let Some(schema) = self.pg_schema {
+        if let Some(schema) = self.pg_schema.filter(|_| self.owns_schema) {
             use sqlx::Connection;
             if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_url()).await {
                 let drop = format!(r#"DROP SCHEMA "{schema}" CASCADE"#);

@@ -41,6 +41,7 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     }
     let state = AppState::new(store, executor.clone(), config);
     let (stop, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(steward_server::scheduler::run(state.clone(), stop_rx.clone()));
     let worker = tokio::spawn({
         let executor = executor.clone();
         async move { executor.run(stop_rx).await }
@@ -52,5 +53,6 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     eprintln!("stopping: letting in-flight steps finish");
     let _ = stop.send(true);
     worker.await??;
+    scheduler.await?;
     Ok(ExitCode::SUCCESS)
 }
