@@ -23,6 +23,15 @@ struct Args {
     /// A PostgreSQL URL (postgres://...) to use instead of the embedded SQLite database.
     #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
     database_url: Option<String>,
+    /// A Steward server to talk to instead of the local database (flows and runs commands).
+    #[arg(long, global = true, env = "STEWARD_URL")]
+    server: Option<String>,
+    /// The API token for --server.
+    #[arg(long, global = true, env = "STEWARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The workspace on --server.
+    #[arg(long, global = true, env = "STEWARD_WORKSPACE", default_value = "default")]
+    workspace: String,
     /// Log format on stderr.
     #[arg(long, global = true, env = "STEWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -73,6 +82,11 @@ fn main() -> ExitCode {
         }
     };
     let location = local::Location { data_dir: args.data_dir, database_url: args.database_url };
+    let remote = args.server.map(|server| cli::remote::Remote {
+        server,
+        token: args.token,
+        workspace: args.workspace,
+    });
     let result = runtime.block_on(async move {
         match args.command {
             Command::Run(a) => cli::run::run(&location, a).await,
@@ -82,8 +96,14 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Schema { .. } => cli::flows::schema(),
-            Command::Flows(c) => cli::flows::command(&location, c).await,
-            Command::Runs(c) => cli::runs::command(&location, c).await,
+            Command::Flows(c) => match &remote {
+                Some(r) => cli::remote::flows(r, c).await,
+                None => cli::flows::command(&location, c).await,
+            },
+            Command::Runs(c) => match &remote {
+                Some(r) => cli::remote::runs(r, c).await,
+                None => cli::runs::command(&location, c).await,
+            },
             Command::Worker(a) => cli::worker::run(&location, a).await,
             Command::Serve(a) => cli::serve::run(&location, a).await,
             Command::Admin(c) => cli::admin::command(&location, c).await,

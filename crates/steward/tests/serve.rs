@@ -69,14 +69,41 @@ async fn serve_from_first_account_to_graceful_stop() {
     let health: Value = client.get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     let flow = "name: twice\ninputs:\n  n: { type: integer }\nsteps:\n  - id: double\n    transform: '.inputs.n * 2'\noutput: ${{ .steps.double.output }}\n";
-    let applied = client
-        .post(format!("{api}/flows"))
-        .header("authorization", &auth)
-        .json(&json!({ "source": flow }))
-        .send()
-        .await
+    // The CLI as a client of the server.
+    let cli = |args: &[&str]| {
+        let out = steward(&data)
+            .arg("--server")
+            .arg(&base)
+            .env("STEWARD_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = dir.path().join("twice.yaml");
+    std::fs::write(&file, flow).unwrap();
+    let (code, out, err) = cli(&["flows", "apply", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "twice version 1");
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "name: broken\nsteps:\n  - id: a\n    transfrom: '1'\n").unwrap();
+    let (code, _, err) = cli(&["flows", "apply", broken.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("broken.yaml:4:5"), "{err}");
+    let (_, out, _) = cli(&["flows", "list", "--json"]);
+    let flows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(flows[0]["name"], "twice");
+    let out = steward(&data)
+        .args(["--server", &base, "flows", "list"])
+        .env_remove("STEWARD_TOKEN")
+        .output()
         .unwrap();
-    assert_eq!(applied.status(), 201);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STEWARD_TOKEN"), "a missing token is explained");
     let started: Value = client
         .post(format!("{api}/flows/twice/runs"))
         .header("authorization", &auth)
@@ -106,6 +133,15 @@ async fn serve_from_first_account_to_graceful_stop() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(output, 42);
+    let (code, out, err) = cli(&["runs", "show", run, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (shown["run"]["output"].as_i64(), shown["steps"][0]["key"].as_str()),
+        (Some(42), Some("double"))
+    );
+    let (_, out, _) = cli(&["runs", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["runs"][0]["id"], run);
     let anonymous = client.get(format!("{api}/flows")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 

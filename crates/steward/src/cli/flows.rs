@@ -26,6 +26,14 @@ pub enum FlowsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a flow's newest version (its file as applied).
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a flow (restorable; its runs and versions stay).
+    Delete { name: String },
 }
 
 /// A flow file that failed validation; its message names file, line and column.
@@ -130,6 +138,21 @@ pub async fn command(location: &Location, cmd: FlowsCommand) -> anyhow::Result<E
             } else {
                 applied.iter().for_each(|v| println!("{} version {}", v.name, v.version));
             }
+        }
+        FlowsCommand::Show { name, json } => {
+            let version = store
+                .latest_version(DEFAULT_WORKSPACE, &name)
+                .await?
+                .with_context(|| format!("no flow named {name}"))?;
+            if json {
+                super::print_json(&version)?;
+            } else {
+                print!("{}", version.source);
+            }
+        }
+        FlowsCommand::Delete { name } => {
+            store.set_flow_deleted(DEFAULT_WORKSPACE, &name, true, crate::cli::runs::now()).await?;
+            eprintln!("deleted flow {name} (restorable)");
         }
         FlowsCommand::List { json } => {
             let flows = store.list_flows(DEFAULT_WORKSPACE, false).await?;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod flows;
+pub mod remote;
 pub mod run;
 pub mod runs;
 pub mod serve;

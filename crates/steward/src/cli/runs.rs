@@ -56,10 +56,10 @@ pub enum RunsCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct Decision {
-    run: String,
-    step: String,
+    pub(crate) run: String,
+    pub(crate) step: String,
     #[arg(long)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Who decides (recorded in the journal).
     #[arg(long, env = "USER", default_value = "cli")]
     by: String,
