@@ -8,6 +8,7 @@
 //! | concurrency key | nothing to lock (the writer is alone) | `pg_try_advisory_xact_lock` |
 //! | wakeups | writers wake the process's [`Notify`] | `pg_notify`; a listener wakes it |
 //! | reads | their own connections | the same pool |
+//! | run writes | the writer thread ([`Backend::run_writer`]) | the shared sqlx code |
 
 use sqlx::{Database, Pool, Transaction};
 use steward_store::Result;
@@ -44,4 +45,10 @@ pub(crate) trait Backend {
 
     /// Connections for reads outside a write transaction.
     fn reader(&self) -> &Pool<Self::Db>;
+
+    /// Where the writes of runs go instead of the shared sqlx code, if anywhere: SQLite's
+    /// writer thread, which takes a whole write as one message and commits writes in groups.
+    fn run_writer(&self) -> Option<&crate::sqlite::Writer> {
+        None
+    }
 }

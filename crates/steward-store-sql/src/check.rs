@@ -14,15 +14,15 @@ pub(crate) type Q<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
 /// The parameters of [`crate::sql::INSERT_RUN`].
 #[derive(Debug)]
 pub(crate) struct RunInsert {
-    id: String,
-    workspace: String,
-    version: String,
-    inputs: String,
-    parent_run: Option<String>,
-    parent_step: Option<String>,
-    key: Option<String>,
-    limit: Option<i64>,
-    now: i64,
+    pub(crate) id: String,
+    pub(crate) workspace: String,
+    pub(crate) version: String,
+    pub(crate) inputs: String,
+    pub(crate) parent_run: Option<String>,
+    pub(crate) parent_step: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) limit: Option<i64>,
+    pub(crate) now: i64,
 }
 
 pub(crate) fn run_insert(run: &NewRun) -> Result<RunInsert> {
@@ -150,13 +150,13 @@ pub(crate) fn after_seq(run_id: &str, last: i64, after_seq: u64) -> Result<()> {
 /// The parameters of [`crate::sql::UPDATE_RUN`].
 #[derive(Debug)]
 pub(crate) struct RunChange {
-    id: String,
-    status: Option<String>,
-    output: Option<String>,
-    error: Option<String>,
-    finished_at: Option<i64>,
-    now: i64,
-    finished: bool,
+    pub(crate) id: String,
+    pub(crate) status: Option<String>,
+    pub(crate) output: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) finished_at: Option<i64>,
+    pub(crate) now: i64,
+    pub(crate) finished: bool,
 }
 
 impl RunChange {

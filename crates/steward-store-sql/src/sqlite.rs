@@ -4,6 +4,17 @@
 //! (claims included) take turns instead of failing on a busy database; a few more connections
 //! serve reads, which WAL lets run next to the writer. Wakeups stay inside the process: every
 //! store opened on the same file here shares one [`Notify`].
+//!
+//! The writes of runs (creating, claiming, appending, releasing, signalling) go to the
+//! [`Writer`] thread, which owns a rusqlite connection and commits many writes at once; sqlx
+//! keeps the migrations, the reads and the rarer writes (flow versions). Both connections take
+//! SQLite's write lock, so they still take turns.
+
+mod lite;
+mod run_writes;
+mod writer;
+
+pub(crate) use writer::Writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +43,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    runs: Writer,
     wakeup: Arc<Notify>,
 }
 
@@ -59,7 +71,8 @@ impl SqliteStore {
         let file = tokio::fs::canonicalize(path)
             .await
             .map_err(|e| Error::Backend(format!("cannot resolve {}: {e}", path.display())))?;
-        Ok(Self { writer, reader, wakeup: notifier(file) })
+        let runs = Writer::open(&file)?;
+        Ok(Self { writer, reader, runs, wakeup: notifier(file) })
     }
 }
 
@@ -108,6 +121,10 @@ impl Backend for SqliteStore {
     /// Reads run next to the writer (WAL) on their own connections.
     fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    fn run_writer(&self) -> Option<&Writer> {
+        Some(&self.runs)
     }
 }
 

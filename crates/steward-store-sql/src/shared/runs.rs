@@ -1,6 +1,8 @@
 //! [`run_store!`]: `RunStore` for both stores.
 //!
-//! Writers run in one [`Backend::write`](crate::backend::Backend::write) transaction each.
+//! Writers run in one [`Backend::write`](crate::backend::Backend::write) transaction each,
+//! unless the backend has a [`Backend::run_writer`](crate::backend::Backend::run_writer) of its
+//! own (SQLite), which then performs the same statements and checks.
 //! On SQLite that makes them the only writer, so claims can count leases without further
 //! locking; on PostgreSQL ([`Backend::ROW_LOCKS`]) writers lock the run row they change,
 //! claims skip rows other executors hold locked, and count a concurrency key under its
@@ -27,6 +29,11 @@ macro_rules! run_store {
             #[async_trait]
             impl RunStore for Store {
                 async fn create_run(&self, run: NewRun, events: &[Event]) -> Result<()> {
+                    if let Some(writer) = self.run_writer() {
+                        writer.create_run(&run, events).await?;
+                        self.wake_here();
+                        return Ok(());
+                    }
                     let mut tx = self.write().await?;
                     let inserted = check::run_insert(&run)?
                         .bind_all(sqlx::query(sql::INSERT_RUN))
@@ -56,6 +63,9 @@ macro_rules! run_store {
                     if limit == 0 {
                         return Ok(Vec::new());
                     }
+                    if let Some(writer) = self.run_writer() {
+                        return writer.claim(owner, now, lease_ms, limit).await;
+                    }
                     let mut tx = self.write().await?;
                     let claimed = claim_in(&mut tx, &check::Lease { owner, now, lease_ms }, limit).await?;
                     tx.commit().await.map_err(db)?;
@@ -68,6 +78,9 @@ macro_rules! run_store {
                     runs: &[String],
                     until: Timestamp,
                 ) -> Result<Vec<String>> {
+                    if let Some(writer) = self.run_writer() {
+                        return writer.heartbeat(owner, runs, until).await;
+                    }
                     let mut tx = self.write().await?;
                     let mut lost = Vec::new();
                     for id in runs {
@@ -88,6 +101,9 @@ macro_rules! run_store {
 
                 async fn append(&self, append: Append<'_>) -> Result<()> {
                     check::entries(append.after_seq, append.entries)?;
+                    if let Some(writer) = self.run_writer() {
+                        return writer.append(&append).await;
+                    }
                     let mut tx = self.write().await?;
                     // One round trip for the lease and the journal position: appends are the
                     // per-step cost of every run.
@@ -112,6 +128,11 @@ macro_rules! run_store {
                 }
 
                 async fn release(&self, run_id: &str, owner: &str, wake_at: Option<Timestamp>) -> Result<()> {
+                    if let Some(writer) = self.run_writer() {
+                        writer.release(run_id, owner, wake_at).await?;
+                        self.wake_here();
+                        return Ok(());
+                    }
                     let mut tx = self.write().await?;
                     // On PostgreSQL the row lock orders this after any signal already updating
                     // the run, so the signal query below sees it.
@@ -140,6 +161,11 @@ macro_rules! run_store {
                     signal: &Signal,
                     now: Timestamp,
                 ) -> Result<()> {
+                    if let Some(writer) = self.run_writer() {
+                        writer.signal(workspace, run_id, signal, now).await?;
+                        self.wake_here();
+                        return Ok(());
+                    }
                     let data = to_json(signal, "signal")?;
                     let mut tx = self.write().await?;
                     let found = sqlx::query(sql::RUN_STATUS).bind(run_id).bind(workspace);
@@ -185,6 +211,9 @@ macro_rules! run_store {
                 }
 
                 async fn rewrite_events(&self, run_id: &str, events: &[Entry]) -> Result<()> {
+                    if let Some(writer) = self.run_writer() {
+                        return writer.rewrite_events(run_id, events).await;
+                    }
                     let mut tx = self.write().await?;
                     for entry in events {
                         rewrite_event(&mut tx, run_id, entry).await?;
