@@ -98,9 +98,10 @@ impl<'p> Engine<'p> {
             return Vec::new();
         }
         state
-            .steps
+            .index
+            .scheduled
             .iter()
-            .filter(|(_, s)| s.status == StepStatus::Scheduled)
+            .filter_map(|k| Some((k, state.steps.get(k)?)))
             .map(|(k, s)| Work { key: k.clone(), node: s.node, attempt: s.next_attempt })
             .collect()
     }
@@ -232,7 +233,8 @@ impl<'p> Engine<'p> {
         if state.is_finished() {
             return None;
         }
-        state.steps.values().filter(|s| !s.status.is_terminal()).filter_map(|s| s.wake_at).min()
+        let timers = state.index.timers.iter().filter_map(|k| state.steps.get(k));
+        timers.filter(|s| !s.status.is_terminal()).filter_map(|s| s.wake_at).min()
     }
 
     /// Whether any step is in flight or ready, that is, the run needs an executor now.

@@ -9,6 +9,7 @@
 mod engine;
 mod error;
 mod event;
+mod index;
 mod plan;
 mod retry;
 mod state;

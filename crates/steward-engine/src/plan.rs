@@ -40,6 +40,9 @@ pub struct Node {
     pub id: StepId,
     pub block: BlockId,
     pub deps: Vec<NodeId>,
+    /// The nodes that list this one in `deps`, in order: the only ones that can become ready
+    /// when this one finishes.
+    pub dependents: Vec<NodeId>,
     pub kind: NodeKind,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
@@ -112,6 +115,7 @@ impl Plan {
                 id: s.id.clone(),
                 block,
                 deps: deps[i].iter().map(|d| first + d).collect(),
+                dependents: Vec::new(),
                 kind: NodeKind::Task,
                 retry: s.retry.clone(),
                 timeout: s.timeout,
@@ -119,6 +123,11 @@ impl Plan {
             });
             self.by_id.insert(s.id.clone(), first + i);
             self.blocks[block].nodes.push(first + i);
+        }
+        for (i, ds) in deps.iter().enumerate() {
+            for d in ds {
+                self.nodes[first + d].dependents.push(first + i);
+            }
         }
         for (i, s) in steps.iter().enumerate() {
             let me = first + i;

@@ -1,13 +1,15 @@
 //! A run's state: the fold of its journal. `apply` is the only way state changes, so replaying
 //! the same events always rebuilds the same state.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::error::StepError;
 use crate::event::{Entry, Event, RunStatus};
-use crate::plan::{BlockId, NodeId, NodeKind, Plan, ROOT};
+use crate::index::{Flags, Index};
+use crate::plan::{BlockId, BlockRole, ErrorMode, NodeId, NodeKind, Plan, ROOT};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,27 @@ pub struct StepState {
 }
 
 impl StepState {
+    /// A step instance of `node` that was just scheduled.
+    pub(crate) fn new(node: NodeId, prefix: String) -> Self {
+        Self {
+            node,
+            prefix,
+            status: StepStatus::Scheduled,
+            attempt: 0,
+            next_attempt: 1,
+            interruptions: 0,
+            output: None,
+            error: None,
+            continued: false,
+            wake_at: None,
+            items: None,
+            approval_message: None,
+            child_run_id: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
     /// Done in a way that lets dependent steps run.
     pub fn lets_dependents_run(&self) -> bool {
         match self.status {
@@ -111,6 +134,26 @@ pub struct BlockInstance {
     pub owner: Option<String>,
     pub role: Role,
     pub done: bool,
+    /// The `seq` of the event that opened the instance.
+    pub opened_at: u64,
+    /// How many of its steps have finished (in any way), how many so that dependents may run,
+    /// and how many failed for good; kept by `apply` so that whether the block is done is
+    /// known without looking at every step.
+    pub finished: usize,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+impl BlockInstance {
+    pub(crate) fn new(
+        block: BlockId,
+        prefix: String,
+        owner: Option<String>,
+        role: Role,
+        opened_at: u64,
+    ) -> Self {
+        Self { block, prefix, owner, role, done: false, opened_at, finished: 0, passed: 0, failed: 0 }
+    }
 }
 
 /// Everything known about a run.
@@ -129,6 +172,7 @@ pub struct RunState {
     pub last_seq: u64,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    pub(crate) index: Index,
 }
 
 impl RunState {
@@ -149,23 +193,29 @@ impl RunState {
         self.finished.is_some()
     }
 
-    fn block_keys<'a>(&self, plan: &'a Plan, b: &'a BlockInstance) -> impl Iterator<Item = String> + 'a {
-        plan.blocks[b.block].nodes.iter().map(move |n| format!("{}{}", b.prefix, plan.node(*n).id))
-    }
-
     /// Every step of the block instance has finished in a way that lets the flow go on.
     pub fn block_succeeded(&self, plan: &Plan, b: &BlockInstance) -> bool {
-        self.block_keys(plan, b).all(|k| self.step(&k).is_some_and(StepState::lets_dependents_run))
+        b.passed == plan.blocks[b.block].nodes.len()
     }
 
     /// Every step of the block instance has finished, one way or another.
     pub fn block_finished(&self, plan: &Plan, b: &BlockInstance) -> bool {
-        self.block_keys(plan, b).all(|k| self.step(&k).is_some_and(|s| s.status.is_terminal()))
+        b.finished == plan.blocks[b.block].nodes.len()
     }
 
     /// Applies one journal entry.
     pub fn apply(&mut self, plan: &Plan, entry: &Entry) {
         self.last_seq = entry.seq;
+        let key = entry.event.key();
+        let before = Flags::of(key.and_then(|k| self.steps.get(k)));
+        self.apply_event(plan, entry);
+        if let Some(key) = key {
+            self.reindex(plan, key, before);
+        }
+        self.close_finished_blocks(plan, entry);
+    }
+
+    fn apply_event(&mut self, plan: &Plan, entry: &Entry) {
         let at = entry.at;
         match &entry.event {
             Event::RunStarted { run_id, inputs, trigger } => {
@@ -205,7 +255,7 @@ impl RunState {
                 if let Some(s) = self.steps.get_mut(key) {
                     s.status = StepStatus::Handling;
                     s.error = Some(error.clone());
-                    if let crate::plan::ErrorMode::Handle(block) = plan.node(s.node).on_error {
+                    if let ErrorMode::Handle(block) = plan.node(s.node).on_error {
                         let prefix = s.prefix.clone();
                         self.open_block(
                             &format!("{key}#handler"),
@@ -225,54 +275,78 @@ impl RunState {
                 }
             }
         }
-        self.close_finished_blocks(entry);
     }
 
     fn open_block(&mut self, id: &str, block: BlockId, prefix: String, owner: Option<String>, role: Role) {
-        self.blocks.insert(id.to_owned(), BlockInstance { block, prefix, owner, role, done: false });
+        self.blocks.insert(id.to_owned(), BlockInstance::new(block, prefix, owner, role, self.last_seq));
+        self.index.pending.opened(id);
     }
 
     fn on_scheduled(&mut self, plan: &Plan, key: &str) {
         if let Some(s) = self.steps.get_mut(key) {
             s.status = StepStatus::Scheduled;
+            // A retry's timer has fired; left set, it would make the run look due until the
+            // step finishes.
+            s.wake_at = None;
             return;
         }
         let Some((prefix, id)) = split_key(key) else { return };
         let Some(node) = steward_flow::StepId::parse(id).ok().and_then(|id| plan.find(&id)) else { return };
-        self.steps.insert(
-            key.to_owned(),
-            StepState {
-                node,
-                prefix: prefix.to_owned(),
-                status: StepStatus::Scheduled,
-                attempt: 0,
-                next_attempt: 1,
-                interruptions: 0,
-                output: None,
-                error: None,
-                continued: false,
-                wake_at: None,
-                items: None,
-                approval_message: None,
-                child_run_id: None,
-                started_at: None,
-                finished_at: None,
-            },
-        );
+        self.steps.insert(key.to_owned(), StepState::new(node, prefix.to_owned()));
     }
 
-    /// Marks block instances done when their owner finished (they are no longer looked at).
-    fn close_finished_blocks(&mut self, entry: &Entry) {
-        if let Some(key) = entry.event.key()
-            && self.steps.get(key).is_some_and(|s| s.status.is_terminal())
+    /// Updates the indexes and the counters of the step's block instance after an event about
+    /// step `key`, whose flags were `before`.
+    fn reindex(&mut self, plan: &Plan, key: &str, before: Flags) {
+        let Some(s) = self.steps.get(key) else { return };
+        let after = Flags::of(Some(s));
+        if before == after {
+            return;
+        }
+        self.index.update(key, before, after);
+        let node = s.node;
+        let instance = instance_of(plan, node, &s.prefix);
+        if let Some(b) = self.blocks.get_mut(instance.as_ref())
+            && b.count(before, after)
         {
-            for b in self.blocks.values_mut().filter(|b| b.owner.as_deref() == Some(key)) {
+            self.index.pending.changed(&instance, after.passes_since(before).then_some(node));
+        }
+    }
+
+    /// Marks block instances done when they are over: all of them when the run finishes, those
+    /// of a step when it finishes, and its case or loop items when it fails into its error
+    /// handler (their failure is being handled; they must not be closed again).
+    fn close_finished_blocks(&mut self, plan: &Plan, entry: &Entry) {
+        if let Event::RunFinished { .. } = entry.event {
+            self.blocks.values_mut().for_each(|b| b.done = true);
+            return;
+        }
+        let Some(key) = entry.event.key() else { return };
+        let Some(s) = self.steps.get(key) else { return };
+        let node = plan.node(s.node);
+        let owns = matches!(node.kind, NodeKind::Branch { .. } | NodeKind::ForEach { .. })
+            || matches!(node.on_error, ErrorMode::Handle(_));
+        let (over, handling) = (s.status.is_terminal(), s.status == StepStatus::Handling);
+        if !owns || !(over || handling) {
+            return;
+        }
+        for b in self.blocks.values_mut().filter(|b| b.owner.as_deref() == Some(key)) {
+            if over || matches!(b.role, Role::Case | Role::Item(_)) {
                 b.done = true;
             }
         }
-        if let Event::RunFinished { .. } = entry.event {
-            self.blocks.values_mut().for_each(|b| b.done = true);
-        }
+    }
+}
+
+/// The id of the block instance that step instance `node` (with key prefix `prefix`) runs in:
+/// `""` for the root, `items[2]` for a loop item, `pick#case` and `pick#handler` for the
+/// blocks of step `pick` (ids as [`RunState::apply`] gives them when opening the blocks).
+fn instance_of<'a>(plan: &Plan, node: NodeId, prefix: &'a str) -> Cow<'a, str> {
+    match plan.blocks[plan.node(node).block].owner {
+        None => Cow::Borrowed(""),
+        Some((_, BlockRole::Body)) => Cow::Borrowed(prefix.strip_suffix('.').unwrap_or(prefix)),
+        Some((owner, BlockRole::Case)) => Cow::Owned(format!("{prefix}{}#case", plan.node(owner).id)),
+        Some((owner, BlockRole::Handler)) => Cow::Owned(format!("{prefix}{}#handler", plan.node(owner).id)),
     }
 }
 

@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use crate::engine::Outcome;
 use crate::error::{ErrorKind, StepError};
 use crate::event::{Entry, Event, RunStatus};
+use crate::index::Changes;
 use crate::plan::{ErrorMode, NodeId, NodeKind, Plan};
 use crate::retry;
-use crate::state::{Role, RunState, StepStatus};
+use crate::state::{BlockInstance, Role, RunState, StepState, StepStatus};
 use crate::time::Timestamp;
 
 /// Accumulates events for one transition, applying each to the state.
@@ -102,6 +103,11 @@ impl<'a> Tx<'a> {
     }
 
     /// Repeats timers and block bookkeeping until nothing more happens.
+    ///
+    /// A pass fires due timers, then advances the open block instances that changed since the
+    /// engine last looked (in id order; one opened during the pass waits for the next pass),
+    /// then the running loops. Only what changed is looked at, so a transition costs the same
+    /// in a run's first step as in its thousandth.
     pub(crate) fn settle(&mut self) {
         loop {
             let before = self.events.len();
@@ -109,13 +115,22 @@ impl<'a> Tx<'a> {
                 return;
             }
             self.fire_timers();
-            let open: Vec<String> =
-                self.state.blocks.iter().filter(|(_, b)| !b.done).map(|(k, _)| k.clone()).collect();
-            for id in open {
-                self.advance_block(&id);
-                if self.state.is_finished() {
-                    return;
+            let pass_start = self.state.last_seq;
+            let mut cursor: Option<String> = None;
+            while let Some(id) = self.state.index.pending.next_after(cursor.as_deref()).map(str::to_owned) {
+                match self.state.blocks.get(&id) {
+                    Some(b) if b.opened_at > pass_start => {}
+                    Some(b) if !b.done => {
+                        let changes = self.state.index.pending.take(&id);
+                        self.advance_block(&id, &changes);
+                        if self.state.is_finished() {
+                            return;
+                        }
+                    }
+                    // A block that is over has nothing left to do.
+                    _ => drop(self.state.index.pending.take(&id)),
                 }
+                cursor = Some(id);
             }
             self.advance_loops();
             if self.events.len() == before {
@@ -127,8 +142,10 @@ impl<'a> Tx<'a> {
     fn fire_timers(&mut self) {
         let due: Vec<(String, StepStatus)> = self
             .state
-            .steps
+            .index
+            .timers
             .iter()
+            .filter_map(|k| Some((k, self.state.steps.get(k)?)))
             .filter(|(_, s)| s.wake_at.is_some_and(|w| w <= self.now))
             .map(|(k, s)| (k.clone(), s.status))
             .collect();
@@ -157,53 +174,64 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Schedules ready steps of a block instance, or closes it when done or failed.
-    fn advance_block(&mut self, id: &str) {
+    /// Schedules the steps of a block instance that `changes` made ready, or closes the
+    /// instance when one of its steps failed or all have finished.
+    fn advance_block(&mut self, id: &str, changes: &Changes) {
         let Some(b) = self.state.blocks.get(id) else { return };
         let nodes = &self.plan.blocks[b.block].nodes;
-        let Some(&first) = nodes.first() else {
+        let Some(&last) = nodes.last() else {
             self.close_block(id, Ok(Value::Null));
             return;
         };
-        // Keys are computed once per pass; at the top level a key is the step id itself.
-        let keys: Vec<Cow<'_, str>> =
-            nodes.iter().map(|n| step_key(&b.prefix, self.plan.node(*n).id.as_str())).collect();
-        // A block's nodes are numbered consecutively, so a dependency's key is at `d - first`.
-        let dep_done = |d: NodeId| {
-            let key = keys
-                .get(d - first)
-                .map_or_else(|| step_key(&b.prefix, self.plan.node(d).id.as_str()), Cow::clone);
-            self.state.step(&key).is_some_and(|s| s.lets_dependents_run())
-        };
-        let (mut failed, mut all_done, mut ready) = (None, true, Vec::new());
-        for (i, &n) in nodes.iter().enumerate() {
-            match self.state.step(&keys[i]) {
-                Some(s) if s.status == StepStatus::Failed && !s.continued => {
-                    failed = Some(s.error.clone());
-                    break;
-                }
-                Some(s) if s.status.is_terminal() => {}
-                Some(_) => all_done = false,
-                None => {
-                    all_done = false;
-                    if self.plan.node(n).deps.iter().all(|d| dep_done(*d)) {
-                        ready.push(keys[i].to_string());
-                    }
-                }
-            }
-        }
-        let output = all_done.then(|| self.state.step(&keys[keys.len() - 1]).and_then(|s| s.output.clone()));
-        if let Some(error) = failed {
-            let error = error.unwrap_or_else(|| StepError::new(ErrorKind::Internal, "a step failed"));
+        if b.failed > 0 {
+            let error = self.first_failure(b, nodes);
             self.close_block(id, Err(error));
             return;
         }
+        let ready = self.newly_ready(b, nodes, changes);
+        let output = (b.finished == nodes.len()).then(|| {
+            let key = step_key(&b.prefix, self.plan.node(last).id.as_str());
+            self.state.step(&key).and_then(|s| s.output.clone())
+        });
         for key in ready {
             self.emit(Event::StepScheduled { key });
         }
         if let Some(output) = output {
             self.close_block(id, Ok(output.unwrap_or(Value::Null)));
         }
+    }
+
+    /// The error of the first step, in file order, that failed for good.
+    fn first_failure(&self, b: &BlockInstance, nodes: &[NodeId]) -> StepError {
+        nodes
+            .iter()
+            .find_map(|n| {
+                let s = self.state.step(&step_key(&b.prefix, self.plan.node(*n).id.as_str()))?;
+                (s.status == StepStatus::Failed && !s.continued).then(|| s.error.clone())
+            })
+            .flatten()
+            .unwrap_or_else(|| StepError::new(ErrorKind::Internal, "a step failed"))
+    }
+
+    /// Keys of the steps that can start now, in file order: those without dependencies when
+    /// the instance just opened, and the dependents of steps that just finished, once all
+    /// their dependencies let them run.
+    fn newly_ready(&self, b: &BlockInstance, nodes: &[NodeId], changes: &Changes) -> Vec<String> {
+        let roots = nodes.iter().copied().filter(|n| changes.opened && self.plan.node(*n).deps.is_empty());
+        let followers = changes.passed.iter().flat_map(|n| self.plan.node(*n).dependents.iter().copied());
+        let mut candidates: Vec<NodeId> = roots.chain(followers).collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let passed = |n: NodeId| {
+            let key = step_key(&b.prefix, self.plan.node(n).id.as_str());
+            self.state.step(&key).is_some_and(StepState::lets_dependents_run)
+        };
+        candidates
+            .into_iter()
+            .filter(|n| self.plan.node(*n).deps.iter().all(|d| passed(*d)))
+            .map(|n| step_key(&b.prefix, self.plan.node(n).id.as_str()).into_owned())
+            .filter(|key| self.state.step(key).is_none())
+            .collect()
     }
 
     fn close_block(&mut self, id: &str, result: Result<Value, StepError>) {
@@ -271,13 +299,7 @@ impl<'a> Tx<'a> {
 
     /// Starts loop items up to the parallelism bound and finishes loops whose items are done.
     fn advance_loops(&mut self) {
-        let loops: Vec<String> = self
-            .state
-            .steps
-            .iter()
-            .filter(|(_, s)| s.status == StepStatus::Expanded && s.items.is_some())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let loops: Vec<String> = self.state.index.loops.iter().cloned().collect();
         for key in loops {
             self.advance_loop(&key);
         }
@@ -287,10 +309,14 @@ impl<'a> Tx<'a> {
         let s = &self.state.steps[key];
         let NodeKind::ForEach { body, parallelism } = self.plan.node(s.node).kind else { return };
         let total = s.items.as_ref().map_or(0, Vec::len);
+        // Item instances are named `key[i]`, so they sort together.
+        let items_from = format!("{key}[");
         let item_blocks: Vec<(usize, bool)> = self
             .state
             .blocks
-            .values()
+            .range(items_from.clone()..)
+            .take_while(|(id, _)| id.starts_with(&items_from))
+            .map(|(_, b)| b)
             .filter(|b| b.owner.as_deref() == Some(key))
             .filter_map(|b| match b.role {
                 Role::Item(i) => Some((i, self.state.block_finished(self.plan, b))),

@@ -139,6 +139,7 @@ fn retries_wait_for_the_backoff_then_use_the_next_attempt() {
     sim.outcome("a", Outcome::Failed(net_error()));
     assert_eq!(sim.engine().next_wake(&sim.state), Some(Timestamp(4_000)), "second delay doubles");
     sim.tick_at(4_000);
+    assert_eq!(sim.engine().next_wake(&sim.state), None, "a fired timer does not stay due");
     assert_eq!(sim.begin("a"), 3);
     sim.outcome("a", Outcome::Failed(net_error()));
     assert_eq!(sim.state.finished, Some(RunStatus::Failed), "three attempts and no more");
@@ -428,4 +429,73 @@ fn child_flow_results_complete_the_calling_step() {
     );
     sim.record(events);
     assert_eq!(sim.state.output, Some(json!({"ok": true})));
+}
+
+#[test]
+fn a_failing_branch_case_runs_the_branch_error_handler_once() {
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: pick\n    branch:\n      if: .inputs.vip\n      then: [{id: yes, transform: '1'}]\n      else: [{id: no, transform: '2'}, {id: no2, transform: '3'}]\n    on_error:\n      steps:\n        - {id: fix, transform: '\"fixed\"'}\n",
+    );
+    sim.begin("pick");
+    sim.outcome("pick", Outcome::Branch(Some(1)));
+    sim.begin("no");
+    sim.outcome("no", Outcome::Failed(net_error()));
+    let handled = sim.kinds().iter().filter(|k| **k == "handler_started").count();
+    assert_eq!(handled, 1, "{:?}", sim.kinds());
+    assert_eq!(sim.status("pick"), StepStatus::Handling);
+    assert_eq!(sim.ready(), vec!["fix"]);
+    sim.run_step("fix", json!("fixed"));
+    assert_eq!(sim.state.finished, Some(RunStatus::Succeeded));
+    assert_eq!(sim.state.output, Some(json!("fixed")));
+    assert!(sim.state.step("no2").is_none(), "the failed case went no further");
+}
+
+#[test]
+fn a_loop_that_failed_schedules_nothing_more() {
+    // The item fails through a nested branch, so the loop hears of it one pass late, after it
+    // started the next item.
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: loop\n    for_each:\n      items: '${{ [1,2] }}'\n      parallelism: 1\n      steps:\n        - id: inner\n          branch: {if: .inputs.vip, then: [{id: boom, transform: '1'}], else: [{id: calm, transform: '2'}]}\n    on_error: continue\n  - {id: after, transform: '3'}\n",
+    );
+    sim.begin("loop");
+    sim.outcome("loop", Outcome::Items(vec![json!(1), json!(2)]));
+    sim.begin("loop[0].inner");
+    sim.outcome("loop[0].inner", Outcome::Branch(Some(0)));
+    sim.begin("loop[0].boom");
+    sim.outcome("loop[0].boom", Outcome::Failed(net_error()));
+    assert_eq!(sim.status("loop"), StepStatus::Failed);
+    assert!(sim.state.step("loop[1].inner").is_none(), "no step of a failed loop is scheduled");
+    assert_eq!(sim.ready(), vec!["after"]);
+}
+
+#[test]
+fn a_branch_cancelled_with_its_loop_item_is_not_completed_by_its_case() {
+    let mut sim = Sim::new(
+        "name: t\nsteps:\n  - id: loop\n    for_each:\n      items: '${{ [1,2] }}'\n      parallelism: 2\n      steps:\n        - id: pick\n          branch: {if: .inputs.vip, then: [{id: yes, transform: '1'}], else: [{id: no, transform: '2'}]}\n",
+    );
+    sim.begin("loop");
+    sim.outcome("loop", Outcome::Items(vec![json!(1), json!(2)]));
+    sim.begin("loop[0].pick");
+    sim.begin("loop[1].pick");
+    sim.outcome("loop[1].pick", Outcome::Branch(Some(0)));
+    sim.begin("loop[1].yes");
+    sim.outcome("loop[0].pick", Outcome::Failed(net_error()));
+    assert_eq!(sim.status("loop[1].pick"), StepStatus::Cancelled);
+    assert_eq!(sim.status("loop[1].yes"), StepStatus::Cancelled);
+    assert_eq!(sim.kinds().iter().filter(|k| **k == "step_succeeded").count(), 0, "{:?}", sim.kinds());
+    assert_eq!(sim.state.finished, Some(RunStatus::Failed));
+}
+
+#[test]
+fn long_chains_settle_from_what_changed() {
+    let mut yaml = String::from("name: t\nsteps:\n  - {id: s0, transform: '0'}\n");
+    for i in 1..300 {
+        yaml.push_str(&format!("  - {{id: s{i}, transform: '1'}}\n"));
+    }
+    let mut sim = Sim::new(&yaml);
+    for i in 0..300 {
+        assert_eq!(sim.ready(), vec![format!("s{i}")]);
+        sim.run_step(&format!("s{i}"), json!(i));
+    }
+    assert_eq!(sim.state.output, Some(json!(299)));
 }
