@@ -16,8 +16,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::catalog::Compiled;
+use crate::context::Contexts;
 use crate::step::{Attempt, perform};
-use crate::{Error, Inner, Progress, Stop, context, retention};
+use crate::{Error, Inner, Progress, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
 const SHORT_WAIT_MS: i64 = 200;
@@ -27,6 +28,7 @@ pub(crate) struct Driver {
     run: RunRecord,
     compiled: Arc<Compiled>,
     state: RunState,
+    contexts: Contexts,
     committed_seq: u64,
     pending: Vec<Entry>,
     consumed: Vec<i64>,
@@ -50,6 +52,7 @@ impl Driver {
         let state = RunState::replay(&compiled.plan, &journal);
         Ok(Self {
             committed_seq: state.last_seq,
+            contexts: Contexts::new(&compiled, &state),
             ex,
             run,
             compiled,
@@ -76,6 +79,9 @@ impl Driver {
     /// Records events the engine produced at `now`.
     fn push(&mut self, events: Vec<Event>, now: Timestamp) {
         for event in events {
+            if let Some(key) = event.key() {
+                self.contexts.changed(key);
+            }
             let seq = self.committed_seq + self.pending.len() as u64 + 1;
             self.pending.push(Entry { seq, at: now, event });
         }
@@ -123,9 +129,9 @@ impl Driver {
         let events = engine.tick(&mut self.state, now);
         self.push(events, now);
         if engine.needs_output(&self.state) {
-            let ctx = context::for_output(&self.compiled, &self.state);
+            let ctx = self.contexts.for_output(&self.state);
             let output = match &self.compiled.flow.output {
-                Some(t) => t.render(&ctx).map_err(|e| {
+                Some(t) => t.render_in(&ctx).map_err(|e| {
                     steward_engine::StepError::new(
                         steward_engine::ErrorKind::Expression,
                         format!("the flow's output: {e}"),
@@ -231,7 +237,7 @@ impl Driver {
             run_id: self.run.id.clone(),
             key: w.key.clone(),
             attempt: w.attempt,
-            context: context::for_step(&self.compiled, &self.state, &w.key),
+            context: self.contexts.for_step(&self.compiled, &self.state, &w.key),
             started_at,
             now,
         };

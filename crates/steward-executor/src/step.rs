@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 
 use serde_json::{Value, json};
 use steward_engine::{ErrorKind, Outcome, StepError, Timestamp};
-use steward_flow::{StepKind, Template, WaitStep};
+use steward_flow::{Context, StepKind, Template, WaitStep};
 use steward_steps::code::{CodeError, SandboxLimits};
 use steward_steps::http::{Body, HttpError, Request};
 
@@ -23,7 +23,7 @@ pub struct Attempt {
     pub run_id: String,
     pub key: String,
     pub attempt: u32,
-    pub context: Value,
+    pub context: Context,
     /// When the step first started (waits and approval timeouts count from here).
     pub started_at: Timestamp,
     pub now: Timestamp,
@@ -51,7 +51,7 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
     let step =
         a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
     if let Some(guard) = &step.guard
-        && !truthy(&guard.0.eval(&a.context).map_err(expr_error)?)
+        && !truthy(&guard.0.eval_in(&a.context).map_err(expr_error)?)
     {
         return Ok(Outcome::Skipped);
     }
@@ -60,7 +60,7 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
         StepKind::Transform(e) => {
             let ctx = a.context.clone();
             let e = e.clone();
-            let out = with_timeout(timeout, tokio::task::spawn_blocking(move || e.0.eval(&ctx))).await?;
+            let out = with_timeout(timeout, tokio::task::spawn_blocking(move || e.0.eval_in(&ctx))).await?;
             out.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))?
                 .map(Outcome::Succeeded)
                 .map_err(expr_error)
@@ -68,7 +68,7 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
         StepKind::Http(h) => http(a, sv, h, timeout).await,
         StepKind::Code(c) => code(a, sv, c, timeout).await,
         StepKind::Branch(b) => {
-            let yes = truthy(&b.condition.0.eval(&a.context).map_err(expr_error)?);
+            let yes = truthy(&b.condition.0.eval_in(&a.context).map_err(expr_error)?);
             Ok(Outcome::Branch(Some(if yes { 0 } else { 1 })))
         }
         StepKind::Switch(s) => {
@@ -186,7 +186,7 @@ async fn code(
     let (source, ctx) = (c.source.clone(), a.context.clone());
     let result = with_timeout(
         timeout,
-        tokio::task::spawn_blocking(move || steward_steps::code::run(&source, &ctx, &limits)),
+        tokio::task::spawn_blocking(move || steward_steps::code::run(&source, &ctx.to_json(), &limits)),
     )
     .await?;
     match result.map_err(|e| StepError::new(ErrorKind::Internal, e.to_string()))? {
@@ -207,8 +207,8 @@ async fn with_timeout<T>(timeout: StdDuration, fut: impl Future<Output = T>) -> 
     })
 }
 
-fn render(t: &Template, ctx: &Value) -> Result<Value, StepError> {
-    t.render(ctx).map_err(expr_error)
+fn render(t: &Template, ctx: &Context) -> Result<Value, StepError> {
+    t.render_in(ctx).map_err(expr_error)
 }
 
 fn expr_error(e: steward_flow::EvalError) -> StepError {

@@ -13,6 +13,8 @@ use jaq_core::{Compiler, Ctx, Native, ValXs, Vars, data};
 use jaq_json::Val;
 use serde_json::Value;
 
+use crate::context::Context;
+
 type Data = data::JustLut<Val>;
 type Filter = jaq_core::Filter<Data>;
 
@@ -176,7 +178,12 @@ impl Expr {
     /// Evaluates to exactly one value: no output is `null`; several outputs are an error
     /// (collect them with `[...]`).
     pub fn eval(&self, input: &Value) -> Result<Value, EvalError> {
-        let mut values = self.eval_all(input)?;
+        self.eval_in(&Context::from_json(input))
+    }
+
+    /// [`Expr::eval`] on a context already converted to jq values.
+    pub fn eval_in(&self, input: &Context) -> Result<Value, EvalError> {
+        let mut values = self.eval_all_in(input)?;
         match values.len() {
             0 => Ok(Value::Null),
             1 => Ok(values.remove(0)),
@@ -188,11 +195,15 @@ impl Expr {
 
     /// Evaluates to every value the program outputs.
     pub fn eval_all(&self, input: &Value) -> Result<Vec<Value>, EvalError> {
-        let val = to_val(input).map_err(|e| self.error(e))?;
+        self.eval_all_in(&Context::from_json(input))
+    }
+
+    /// [`Expr::eval_all`] on a context already converted to jq values.
+    pub fn eval_all_in(&self, input: &Context) -> Result<Vec<Value>, EvalError> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         self.filter
             .id
-            .run((ctx, val))
+            .run((ctx, input.0.clone()))
             .map(jaq_core::unwrap_valr)
             .map(|r| r.map(|v| from_val(&v)).map_err(|e| self.error(e.to_string())))
             .collect()
@@ -201,10 +212,6 @@ impl Expr {
     fn error(&self, message: String) -> EvalError {
         EvalError { expression: self.source.to_string(), message }
     }
-}
-
-fn to_val(value: &Value) -> Result<Val, String> {
-    serde::Deserialize::deserialize(value).map_err(|e: serde_json::Error| e.to_string())
 }
 
 /// Converts a jaq value to JSON. Non-finite numbers become null, as in jq's own output.

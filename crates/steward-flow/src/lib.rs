@@ -4,6 +4,7 @@
 //! This crate does no I/O: it turns text into a validated [`Flow`] and evaluates pure jq
 //! expressions.
 
+mod context;
 mod diagnostic;
 mod duration;
 mod expr;
@@ -17,6 +18,7 @@ mod source;
 mod template;
 mod validate;
 
+pub use context::{Context, Object};
 pub use diagnostic::{Diagnostic, LoadError};
 pub use duration::Duration;
 pub use expr::{EvalError, Expr};

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::context::Context;
 use crate::expr::{CompileError, EvalError, Expr};
 
 /// A parsed and compiled template.
@@ -58,6 +59,11 @@ impl Template {
 
     /// Renders the template against a context value.
     pub fn render(&self, ctx: &Value) -> Result<Value, EvalError> {
+        self.render_in(&Context::from_json(ctx))
+    }
+
+    /// [`Template::render`] against a context already converted to jq values.
+    pub fn render_in(&self, ctx: &Context) -> Result<Value, EvalError> {
         self.node.render(ctx)
     }
 
@@ -89,16 +95,16 @@ impl Node {
         })
     }
 
-    fn render(&self, ctx: &Value) -> Result<Value, EvalError> {
+    fn render(&self, ctx: &Context) -> Result<Value, EvalError> {
         Ok(match self {
             Node::Literal(v) => v.clone(),
-            Node::Expr(e) => e.eval(ctx)?,
+            Node::Expr(e) => e.eval_in(ctx)?,
             Node::Interp(parts) => {
                 let mut out = String::new();
                 for part in parts {
                     match part {
                         Part::Text(t) => out.push_str(t),
-                        Part::Expr(e) => push_interpolated(&mut out, e.eval(ctx)?),
+                        Part::Expr(e) => push_interpolated(&mut out, e.eval_in(ctx)?),
                     }
                 }
                 Value::String(out)
