@@ -17,7 +17,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::catalog::Compiled;
 use crate::context::Contexts;
-use crate::step::{Attempt, perform};
+use crate::step::{Attempt, at_once, perform};
 use crate::{Error, Inner, Progress, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
@@ -104,8 +104,16 @@ impl Driver {
             if self.state.is_finished() {
                 return self.finished().await;
             }
+            let mut done_at_once = false;
             for w in works {
-                self.spawn(w, now);
+                done_at_once |= self.start(w, now);
+            }
+            if done_at_once {
+                // Their results are committed next, before anything that depends on them.
+                if !self.check_in().await {
+                    return Ok(());
+                }
+                continue;
             }
             if self.in_flight.is_empty() {
                 let wake = self.engine().next_wake(&self.state);
@@ -230,7 +238,9 @@ impl Driver {
         Ok(())
     }
 
-    fn spawn(&mut self, w: Work, now: Timestamp) {
+    /// Starts an attempt: finishes it in place when it can be had at once (then returns true),
+    /// else spawns it.
+    fn start(&mut self, w: Work, now: Timestamp) -> bool {
         let started_at = self.state.step(&w.key).and_then(|s| s.started_at).unwrap_or(now);
         let attempt = Attempt {
             compiled: self.compiled.clone(),
@@ -241,10 +251,16 @@ impl Driver {
             started_at,
             now,
         };
+        if let Some(outcome) = at_once(&attempt) {
+            drop(attempt);
+            self.on_outcome(&w.key, outcome);
+            return true;
+        }
         let services = self.ex.services.clone();
         let key = w.key.clone();
         let handle = self.in_flight.spawn(async move { (key, perform(attempt, services).await) });
         self.handles.insert(w.key, handle);
+        false
     }
 
     /// Stops attempts of steps the engine cancelled (for example when a sibling failed).
@@ -274,27 +290,50 @@ impl Driver {
             }
             _ = self.poke.notified() => self.check_signals = true,
             _ = sleep => {}
-            changed = self.stop.changed() => {
-                let stop = if changed.is_ok() { *self.stop.borrow() } else { Stop::LeaseLost };
-                match stop {
-                    Stop::Run => {}
-                    Stop::Drain => self.draining = true,
-                    Stop::LeaseLost => {
-                        self.in_flight.abort_all();
-                        return Ok(false);
-                    }
-                }
-            }
+            changed = self.stop.changed() => return Ok(self.on_stop(changed.is_ok())),
         }
         Ok(true)
+    }
+
+    /// Takes note, without waiting, of signals and stops that arrived while steps finished in
+    /// place; false when the driver must quit now.
+    async fn check_in(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.poke.notified() => self.check_signals = true,
+            changed = self.stop.changed() => return self.on_stop(changed.is_ok()),
+            () = std::future::ready(()) => {}
+        }
+        true
+    }
+
+    /// Acts on a change of the stop channel (`changed` false: the executor is gone); false when
+    /// the driver must quit now.
+    fn on_stop(&mut self, changed: bool) -> bool {
+        let stop = if changed { *self.stop.borrow() } else { Stop::LeaseLost };
+        match stop {
+            Stop::Run => true,
+            Stop::Drain => {
+                self.draining = true;
+                true
+            }
+            Stop::LeaseLost => {
+                self.in_flight.abort_all();
+                false
+            }
+        }
     }
 
     fn on_joined(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
         let Ok((key, outcome)) = joined else { return };
         self.handles.remove(&key);
+        self.on_outcome(&key, outcome);
+    }
+
+    fn on_outcome(&mut self, key: &str, outcome: Outcome) {
         let now = self.now();
         let plan = self.compiled.clone();
-        let events = Engine::new(&plan.plan).outcome(&mut self.state, &key, outcome, now);
+        let events = Engine::new(&plan.plan).outcome(&mut self.state, key, outcome, now);
         self.push(events, now);
     }
 

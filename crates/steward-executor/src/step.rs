@@ -44,12 +44,34 @@ pub async fn perform(a: Attempt, services: Services) -> Outcome {
     }
 }
 
-async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
+/// The outcome of an attempt that can be had at once, without a task or a thread: a transform
+/// whose expression and `if` are quick (see [`steward_flow::Expr::is_quick`]). Such steps cost
+/// less to evaluate than a hand-off to another thread. `None` for every other attempt.
+pub fn at_once(a: &Attempt) -> Option<Outcome> {
+    let step = step_of(a).ok()?;
+    let StepKind::Transform(e) = &step.kind else { return None };
+    if !e.0.is_quick() || step.guard.as_ref().is_some_and(|g| !g.0.is_quick()) {
+        return None;
+    }
+    if let Some(guard) = &step.guard {
+        match guard.0.eval_in(&a.context) {
+            Ok(v) if !truthy(&v) => return Some(Outcome::Skipped),
+            Ok(_) => {}
+            Err(e) => return Some(Outcome::Failed(expr_error(e))),
+        }
+    }
+    Some(e.0.eval_in(&a.context).map_or_else(|e| Outcome::Failed(expr_error(e)), Outcome::Succeeded))
+}
+
+fn step_of(a: &Attempt) -> Result<&steward_flow::Step, StepError> {
     let id = steward_engine::split_key(&a.key)
         .and_then(|(_, id)| steward_flow::StepId::parse(id).ok())
         .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{}`", a.key)))?;
-    let step =
-        a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))?;
+    a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))
+}
+
+async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
+    let step = step_of(a)?;
     if let Some(guard) = &step.guard
         && !truthy(&guard.0.eval_in(&a.context).map_err(expr_error)?)
     {
@@ -250,5 +272,68 @@ fn parse_time(v: &Value) -> Result<Timestamp, StepError> {
         other => {
             Err(StepError::new(ErrorKind::Input, format!("`until` must be a time, got {}", kind_of(other))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use steward_store::FlowVersion;
+
+    use super::*;
+
+    fn attempt(steps: &str, key: &str, context: Value) -> Attempt {
+        let version = FlowVersion {
+            id: "v".into(),
+            workspace: "default".into(),
+            flow_id: "f".into(),
+            name: "t".into(),
+            version: 1,
+            file_name: "t.yaml".into(),
+            source: format!("name: t\nsteps:\n{steps}"),
+            digest: "d".into(),
+            concurrency: None,
+            created_at: Timestamp(0),
+        };
+        Attempt {
+            compiled: Arc::new(Compiled::new(version).expect("compiles")),
+            run_id: "r".into(),
+            key: key.into(),
+            attempt: 1,
+            context: Context::from_json(&context),
+            started_at: Timestamp(0),
+            now: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn quick_transforms_finish_at_once() {
+        let a = attempt("  - {id: a, transform: '.inputs.n + 1'}\n", "a", json!({"inputs": {"n": 41}}));
+        assert_eq!(at_once(&a), Some(Outcome::Succeeded(json!(42))));
+    }
+
+    #[test]
+    fn guards_and_errors_are_decided_at_once_too() {
+        let skipped =
+            attempt("  - {id: a, if: '.inputs.go', transform: '1'}\n", "a", json!({"inputs": {"go": false}}));
+        assert_eq!(at_once(&skipped), Some(Outcome::Skipped));
+        let failed = attempt("  - {id: a, transform: '.inputs.s + 1'}\n", "a", json!({"inputs": {"s": "x"}}));
+        assert!(
+            matches!(at_once(&failed), Some(Outcome::Failed(e)) if e.kind == ErrorKind::Expression),
+            "an expression error is the step's failure"
+        );
+    }
+
+    #[test]
+    fn anything_that_may_run_long_or_wait_is_not_done_at_once() {
+        let ctx = json!({"inputs": {}});
+        let slow = attempt("  - {id: a, transform: '[range(10)] | length'}\n", "a", ctx.clone());
+        assert_eq!(at_once(&slow), None, "a loop runs on the blocking pool under its timeout");
+        let slow_guard = attempt("  - {id: a, if: 'last(range(3)) > 1', transform: '1'}\n", "a", ctx.clone());
+        assert_eq!(at_once(&slow_guard), None);
+        let wait = attempt("  - {id: a, wait: {for: 1s}}\n", "a", ctx);
+        assert_eq!(at_once(&wait), None);
     }
 }

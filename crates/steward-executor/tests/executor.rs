@@ -113,6 +113,30 @@ async fn cancelling_stops_an_in_flight_step_promptly() {
 }
 
 #[tokio::test]
+async fn cancelling_stops_a_chain_of_steps_that_finish_in_place() {
+    let h = Harness::sqlite().await;
+    let mut yaml = String::from("name: chain\nsteps:\n  - {id: s0, transform: '0'}\n");
+    for i in 1..400 {
+        yaml.push_str(&format!("  - {{id: s{i}, transform: '.steps.s{}.output + 1'}}\n", i - 1));
+    }
+    let version = h.apply(&yaml).await;
+    h.executor.compiled(&version.workspace, &version.id).await.expect("compiles");
+    let mut progress = h.executor.subscribe();
+    let id = h.executor.start_run(&version, json!({})).await.expect("start");
+    let third =
+        |e: &steward_engine::Entry| matches!(&e.event, Event::StepSucceeded { key, .. } if key == "s3");
+    while !progress.recv().await.expect("progress").entries.iter().any(third) {}
+    h.executor
+        .signal(DEFAULT_WORKSPACE, &id, &Signal::Cancel { reason: "test".into() })
+        .await
+        .expect("signal");
+    let run = h.finished(&id, SECS).await;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let journal = h.journal(&id).await;
+    assert!(!journal.iter().any(|e| e.event.key() == Some("s399")), "the cancel was noticed between steps");
+}
+
+#[tokio::test]
 async fn approvals_suspend_without_an_executor_and_resume_on_decision() {
     let h = Harness::sqlite().await;
     let yaml = "name: gate\nsteps:\n  - id: ok\n    approval: { message: 'ship it?' }\n  - id: done\n    transform: '.steps.ok.output.by'\n";

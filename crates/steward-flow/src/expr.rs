@@ -109,6 +109,7 @@ fn denied_use(source: &str) -> Option<(usize, &'static str)> {
 pub struct Expr {
     source: Arc<str>,
     filter: Arc<Filter>,
+    quick: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -168,11 +169,18 @@ impl Expr {
             .with_funs(funs)
             .compile(modules)
             .map_err(|errs| compile_error(source, errs))?;
-        Ok(Self { source: source.into(), filter: Arc::new(filter) })
+        Ok(Self { source: source.into(), filter: Arc::new(filter), quick: crate::quick::is_quick(source) })
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the program certainly finishes quickly: no loops, recursion or iteration of its
+    /// own and a bounded number of outputs (see `quick.rs`). Such a program may be evaluated
+    /// in place; any other may run for as long as its step's timeout allows.
+    pub fn is_quick(&self) -> bool {
+        self.quick
     }
 
     /// Evaluates to exactly one value: no output is `null`; several outputs are an error

@@ -13,6 +13,7 @@ mod model;
 mod names;
 mod parse;
 mod path;
+mod quick;
 mod schema;
 mod source;
 mod template;
