@@ -189,9 +189,9 @@ impl Executor {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = self.claim(&mut drivers).await?;
+            let full = self.claim(&mut drivers).await?;
             while drivers.try_join_next().is_some() {}
-            if claimed > 0 {
+            if full {
                 continue;
             }
             let sleep = self.sleep_time().await?;
@@ -206,15 +206,19 @@ impl Executor {
         Ok(())
     }
 
-    async fn claim(&self, drivers: &mut JoinSet<()>) -> Result<usize, Error> {
+    /// Claims due runs and starts their drivers. Returns whether the claim got as many runs as
+    /// it asked for, so more may be due right away; otherwise the next look waits for a
+    /// wake-up or the next due time (work arriving meanwhile wakes it).
+    async fn claim(&self, drivers: &mut JoinSet<()>) -> Result<bool, Error> {
         let free = self.inner.opts.max_runs.saturating_sub(self.active_count());
         if free == 0 {
-            return Ok(0);
+            return Ok(false);
         }
         let now = self.now();
         let lease_ms = self.inner.opts.lease.as_millis() as u64;
-        let runs = self.inner.store.claim(&self.inner.opts.owner, now, lease_ms, free.min(64)).await?;
-        let n = runs.len();
+        let limit = free.min(64);
+        let runs = self.inner.store.claim(&self.inner.opts.owner, now, lease_ms, limit).await?;
+        let full = runs.len() == limit;
         for run in runs {
             let poke = Arc::new(Notify::new());
             let (stop_tx, stop_rx) = watch::channel(Stop::Run);
@@ -236,7 +240,7 @@ impl Executor {
                 }
             });
         }
-        Ok(n)
+        Ok(full)
     }
 
     fn active_count(&self) -> usize {

@@ -9,6 +9,7 @@
 //! | wakeups | writers wake the process's [`Notify`] | `pg_notify`; a listener wakes it |
 //! | reads | their own connections | the same pool |
 //! | run writes | the writer thread ([`Backend::run_writer`]) | the shared sqlx code |
+//! | frequent run reads | reader threads ([`Backend::run_reader`]) | the shared sqlx code |
 
 use sqlx::{Database, Pool, Transaction};
 use steward_store::Result;
@@ -49,6 +50,12 @@ pub(crate) trait Backend {
     /// Where the writes of runs go instead of the shared sqlx code, if anywhere: SQLite's
     /// writer thread, which takes a whole write as one message and commits writes in groups.
     fn run_writer(&self) -> Option<&crate::sqlite::Writer> {
+        None
+    }
+
+    /// Where the frequent reads of runs go instead of [`Backend::reader`], if anywhere:
+    /// SQLite's reader threads.
+    fn run_reader(&self) -> Option<&crate::sqlite::Reader> {
         None
     }
 }

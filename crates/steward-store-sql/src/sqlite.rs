@@ -6,14 +6,18 @@
 //! store opened on the same file here shares one [`Notify`].
 //!
 //! The writes of runs (creating, claiming, appending, releasing, signalling) go to the
-//! [`Writer`] thread, which owns a rusqlite connection and commits many writes at once; sqlx
-//! keeps the migrations, the reads and the rarer writes (flow versions). Both connections take
-//! SQLite's write lock, so they still take turns.
+//! [`Writer`] thread, which owns a rusqlite connection and commits many writes at once, and
+//! their frequent reads (journals, signals, due times, run records) to [`Reader`] threads;
+//! sqlx keeps the migrations and everything else (flows, listing runs). The rusqlite and sqlx
+//! writers both take SQLite's write lock, so they still take turns.
 
 mod lite;
+mod reader;
+mod run_reads;
 mod run_writes;
 mod writer;
 
+pub(crate) use reader::Reader;
 pub(crate) use writer::Writer;
 
 use std::collections::HashMap;
@@ -34,8 +38,10 @@ use crate::{shared, wake};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Connections for reads; writes use one more.
+/// sqlx connections for reads; writes use one more.
 const READERS: u32 = 4;
+/// Threads (each with a connection) for the frequent reads of runs.
+const RUN_READERS: usize = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A store in a SQLite file. Clones share the connections and the wakeups.
@@ -44,6 +50,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     runs: Writer,
+    run_reads: Reader,
     wakeup: Arc<Notify>,
 }
 
@@ -71,8 +78,11 @@ impl SqliteStore {
         let file = tokio::fs::canonicalize(path)
             .await
             .map_err(|e| Error::Backend(format!("cannot resolve {}: {e}", path.display())))?;
-        let runs = Writer::open(&file)?;
-        Ok(Self { writer, reader, runs, wakeup: notifier(file) })
+        let warm: Vec<&str> =
+            run_writes::STATEMENTS.iter().copied().chain([run_writes::insert_one()]).collect();
+        let runs = Writer::open(&file, &warm)?;
+        let run_reads = Reader::open(&file, RUN_READERS, run_reads::STATEMENTS)?;
+        Ok(Self { writer, reader, runs, run_reads, wakeup: notifier(file) })
     }
 }
 
@@ -125,6 +135,10 @@ impl Backend for SqliteStore {
 
     fn run_writer(&self) -> Option<&Writer> {
         Some(&self.runs)
+    }
+
+    fn run_reader(&self) -> Option<&Reader> {
+        Some(&self.run_reads)
     }
 }
 

@@ -94,6 +94,9 @@ macro_rules! run_store {
                 }
 
                 async fn journal(&self, run_id: &str) -> Result<Vec<Entry>> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.journal(run_id).await;
+                    }
                     let query = sqlx::query(sql::JOURNAL).bind(run_id);
                     let rows = query.fetch_all(self.reader()).await.map_err(db)?;
                     rows.iter().map(rows::entry).collect()
@@ -187,18 +190,27 @@ macro_rules! run_store {
                 }
 
                 async fn signals(&self, run_id: &str) -> Result<Vec<(i64, Signal)>> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.signals(run_id).await;
+                    }
                     let query = sqlx::query(sql::SIGNALS).bind(run_id);
                     let rows = query.fetch_all(self.reader()).await.map_err(db)?;
                     rows.iter().map(rows::signal).collect()
                 }
 
                 async fn next_due(&self) -> Result<Option<Timestamp>> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.next_due().await;
+                    }
                     let query = sqlx::query_scalar(sql::NEXT_DUE);
                     let due: Option<i64> = query.fetch_one(self.reader()).await.map_err(db)?;
                     Ok(due.map(Timestamp))
                 }
 
                 async fn run(&self, workspace: &str, id: &str) -> Result<RunRecord> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.run_record(workspace, id).await;
+                    }
                     let query = sqlx::query(sql::RUN).bind(workspace).bind(id);
                     let row = query.fetch_optional(self.reader()).await.map_err(db)?;
                     rows::run_record(&row.ok_or_else(|| Error::NotFound(format!("run {id}")))?)

@@ -19,6 +19,27 @@ use crate::error::to_json;
 use crate::rows::{self, RowExt as _};
 use crate::{check, sql};
 
+/// The statements below, prepared when the writer's connection opens (with the one-event
+/// insert, whose text is built at run time).
+pub(crate) const STATEMENTS: &[&str] = &[
+    sql::INSERT_RUN,
+    sql::CLAIM_CANDIDATES,
+    sql::COUNT_LEASED,
+    sql::TAKE_RUN,
+    sql::HEARTBEAT,
+    sql::LEASE_AND_SEQ,
+    sql::TOUCH_RUN,
+    sql::UPDATE_RUN,
+    sql::CONSUME_SIGNAL,
+    sql::LEASE,
+    sql::FIRST_PENDING_SIGNAL,
+    sql::RELEASE,
+    sql::RUN_STATUS,
+    sql::INSERT_SIGNAL,
+    sql::WAKE_RUN,
+    sql::REWRITE_EVENT,
+];
+
 /// A journal entry as its `run_events` columns.
 struct EventRow {
     seq: i64,
@@ -209,7 +230,7 @@ fn insert_events(conn: &Connection, run_id: &str, entries: &[EventRow]) -> Resul
     Ok(())
 }
 
-fn insert_one() -> &'static str {
+pub(crate) fn insert_one() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sql::insert_events(1));
     &SQL
 }

@@ -23,6 +23,10 @@ use tokio::sync::oneshot;
 
 use super::lite::lite;
 
+/// The statements that frame a batch.
+const TRANSACTION: &[&str] =
+    &["BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "SAVEPOINT request", "ROLLBACK TO request", "RELEASE request"];
+
 /// The most requests one transaction carries; a larger backlog is served by the next ones.
 const MAX_BATCH: usize = 256;
 
@@ -46,10 +50,10 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Opens a write connection to the (already migrated) database at `path` and starts its
-    /// thread.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
-        let conn = connect(path).map_err(lite)?;
+    /// Opens a write connection to the (already migrated) database at `path`, prepares the
+    /// statements of `warm`, and starts its thread.
+    pub(crate) fn open(path: &Path, warm: &[&str]) -> Result<Self> {
+        let conn = connect(path, warm).map_err(lite)?;
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("steward-sqlite-writer".to_owned())
@@ -77,7 +81,9 @@ fn gone() -> Error {
     Error::Backend("the SQLite writer thread has stopped".to_owned())
 }
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+/// A connection with the settings of the store. The statements of `warm` are prepared now,
+/// while the store opens, rather than by the first request that needs each.
+pub(super) fn connect(path: &Path, warm: &[&str]) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     // The same settings as the sqlx connections (`SqliteStore::open`): WAL, `synchronous =
     // NORMAL` (per connection, so it must be set here too), foreign keys.
@@ -86,6 +92,9 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.busy_handler(Some(wait_for_lock))?;
     conn.set_prepared_statement_cache_capacity(64);
+    for sql in TRANSACTION.iter().chain(warm) {
+        conn.prepare_cached(sql)?;
+    }
     Ok(conn)
 }
 
@@ -288,7 +297,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("w.db");
         table(&Connection::open(&path).expect("open"));
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, &[]).expect("writer");
         let panicked = writer.run(|_| -> Result<()> { panic!("boom") }).await;
         assert!(matches!(panicked, Err(Error::Backend(_))), "{panicked:?}");
         let sync: i64 = writer
@@ -308,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("w.db");
         table(&Connection::open(&path).expect("open"));
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, &[]).expect("writer");
         let calls = (0..200_i64).map(|n| {
             let writer = writer.clone();
             tokio::spawn(async move {
