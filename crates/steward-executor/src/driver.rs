@@ -296,8 +296,11 @@ impl Driver {
     }
 
     /// Takes note, without waiting, of signals and stops that arrived while steps finished in
-    /// place; false when the driver must quit now.
+    /// place; false when the driver must quit now. A chain of such steps (and of writes that
+    /// commit in place) need never wait, so this also gives way to other tasks now and then,
+    /// as Tokio's cooperative budget decides.
     async fn check_in(&mut self) -> bool {
+        tokio::task::consume_budget().await;
         tokio::select! {
             biased;
             _ = self.poke.notified() => self.check_signals = true,

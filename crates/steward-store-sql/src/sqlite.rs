@@ -11,6 +11,7 @@
 //! sqlx keeps the migrations and everything else (flows, listing runs). The rusqlite and sqlx
 //! writers both take SQLite's write lock, so they still take turns.
 
+mod batch;
 mod lite;
 mod reader;
 mod run_reads;

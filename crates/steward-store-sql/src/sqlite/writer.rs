@@ -1,46 +1,74 @@
-//! [`Writer`]: the thread that performs this process's writes to a SQLite file.
+//! [`Writer`]: how this process writes to a SQLite file: on the caller's thread when the write
+//! connection is free, else on the writer thread, which commits what queued up in groups.
 //!
-//! Why a thread of its own: through sqlx every statement, `BEGIN` and `COMMIT` is a message to
-//! the connection's worker thread and a wake-up back, about six hand-offs per `append`, which
-//! cost more than SQLite's own work. Here a whole write is one message: the caller sends a
-//! closure, the thread runs it on its connection with cached prepared statements, and one reply
-//! comes back once the transaction has committed.
+//! Why not sqlx here: through sqlx every statement, `BEGIN` and `COMMIT` is a message to the
+//! connection's worker thread and a wake-up back, about six hand-offs per `append`, which cost
+//! more than SQLite's own work. Here a write is a closure run on one rusqlite connection with
+//! cached prepared statements:
 //!
-//! **Group commit.** The thread takes the first request in its queue and every request that
-//! queued up behind it (up to [`MAX_BATCH`]) and runs them in one transaction, each inside its
-//! own savepoint, so a request that fails (a lost lease, a journal that moved on) is rolled back
-//! alone and the others still commit. Replies are sent only after `COMMIT` returned, so nobody
-//! learns of a write before it is durable, exactly as with one transaction per request.
+//! - **In place.** When no request is queued and the connection is free, the caller runs the
+//!   transaction itself, with no hand-off at all. It never waits there: if another connection
+//!   (another process, or sqlx in this one) holds SQLite's write lock, the request goes to the
+//!   thread instead, and checkpoints, which flush to disk, always run on the thread. What is
+//!   left is SQLite's own work for one transaction, tens of microseconds.
+//! - **On the thread, in groups.** Otherwise the request is queued. The thread takes the first
+//!   request and every one that queued up behind it (up to [`MAX_BATCH`]) and commits them in
+//!   one transaction (see [`super::batch`]), so under load many writes share a commit.
+//!
+//! Either way the caller is answered after `COMMIT` returned.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::cell::Cell;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rusqlite::hooks::Wal;
 use steward_store::{Error, Result};
 use tokio::sync::oneshot;
 
+use super::batch::{self, Call, Job};
 use super::lite::lite;
-
-/// The statements that frame a batch.
-const TRANSACTION: &[&str] =
-    &["BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "SAVEPOINT request", "ROLLBACK TO request", "RELEASE request"];
 
 /// The most requests one transaction carries; a larger backlog is served by the next ones.
 const MAX_BATCH: usize = 256;
 
+/// WAL pages after which the thread checkpoints: SQLite's own `wal_autocheckpoint` default,
+/// so the log is folded into the database as often as it would be otherwise.
+const CHECKPOINT_PAGES: i32 = 1000;
+
 /// How long the busy handler sleeps between attempts to take the write lock from another
-/// connection (another process, or sqlx in this one), and how many attempts it makes: about
-/// the 5 s the sqlx connections wait, in steps short enough not to idle after the lock frees.
+/// connection, and how many attempts it makes: about the 5 s the sqlx connections wait, in
+/// steps short enough not to idle after the lock frees.
 const BUSY_SLEEP: Duration = Duration::from_micros(200);
 const BUSY_ATTEMPTS: i32 = 25_000;
 
-/// A handle to the writer thread of one database file. Clones share the thread, which ends
+thread_local! {
+    /// Set while a write runs in place: the busy handler then gives up at once.
+    static IN_PLACE: Cell<bool> = const { Cell::new(false) };
+    /// The WAL's size in pages after the last commit on this thread, from the WAL hook.
+    static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+}
+
+/// A handle to the write connection of one database file. Clones share it; its thread ends
 /// when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    shared: Arc<Shared>,
+    thread: mpsc::Sender<Message>,
+}
+
+struct Shared {
+    conn: Mutex<Connection>,
+    /// Requests sent to the thread and not yet taken: while there are any, new requests queue
+    /// behind them rather than overtake them in place.
+    queued: AtomicUsize,
+}
+
+enum Message {
+    Write(Box<dyn Job>),
+    Checkpoint,
 }
 
 impl std::fmt::Debug for Writer {
@@ -54,31 +82,71 @@ impl Writer {
     /// statements of `warm`, and starts its thread.
     pub(crate) fn open(path: &Path, warm: &[&str]) -> Result<Self> {
         let conn = connect(path, warm).map_err(lite)?;
-        let (jobs, queue) = mpsc::channel();
+        // Replaces SQLite's automatic checkpoint, which would run (and flush to disk) inside
+        // whichever commit crosses the threshold, possibly one running in place.
+        conn.wal_hook(Some(note_wal_size));
+        let shared = Arc::new(Shared { conn: Mutex::new(conn), queued: AtomicUsize::new(0) });
+        let (thread, queue) = mpsc::channel();
+        let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("steward-sqlite-writer".to_owned())
-            .spawn(move || serve(&conn, &queue))
+            .spawn(move || serve(&for_thread, &queue))
             .map_err(|e| Error::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { shared, thread })
     }
 
-    /// Runs `work` in a write transaction on the writer thread and returns its result once the
-    /// transaction has committed. An error from `work` rolls back what `work` wrote, and only
-    /// that.
+    /// Runs `work` in a write transaction and returns its result once the transaction has
+    /// committed. An error from `work` rolls back what `work` wrote, and only that.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (reply, result) = oneshot::channel();
-        let job = Box::new(Call { work: Some(work), result: None, reply });
-        self.jobs.send(job).map_err(|_| gone())?;
+        let (reply, mut result) = oneshot::channel();
+        let mut job: Box<dyn Job> = Box::new(Call::new(work, reply));
+        if self.shared.queued.load(Ordering::Acquire) == 0
+            && let Ok(conn) = self.shared.conn.try_lock()
+            && let Some(committed) = in_place(&conn, &mut job)
+        {
+            drop(conn);
+            self.after_commit(&committed);
+            job.reply(committed);
+            return result.try_recv().map_err(|_| gone())?;
+        }
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if self.thread.send(Message::Write(job)).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(gone());
+        }
         result.await.map_err(|_| gone())?
+    }
+
+    /// Asks the thread for a checkpoint when the last commit on this thread left a big WAL.
+    fn after_commit(&self, committed: &Result<(), String>) {
+        if committed.is_ok() && WAL_PAGES.with(Cell::take) >= CHECKPOINT_PAGES {
+            // A gone thread has nothing left to checkpoint for.
+            let _ = self.thread.send(Message::Checkpoint);
+        }
     }
 }
 
 fn gone() -> Error {
     Error::Backend("the SQLite writer thread has stopped".to_owned())
+}
+
+/// Runs one request on the caller's thread. `None` when another connection holds SQLite's
+/// write lock: the request has not run and must go to the thread, which waits for the lock.
+fn in_place(conn: &Connection, job: &mut Box<dyn Job>) -> Option<Result<(), String>> {
+    IN_PLACE.with(|f| f.set(true));
+    let begun = batch::begin(conn);
+    IN_PLACE.with(|f| f.set(false));
+    match begun {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => None,
+        Err(e) => Some(Err(lite(e).to_string())),
+        Ok(()) => {
+            Some(batch::run_and_commit(conn, std::slice::from_mut(job)).map_err(|e| lite(e).to_string()))
+        }
+    }
 }
 
 /// A connection with the settings of the store. The statements of `warm` are prepared now,
@@ -92,7 +160,7 @@ pub(super) fn connect(path: &Path, warm: &[&str]) -> rusqlite::Result<Connection
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.busy_handler(Some(wait_for_lock))?;
     conn.set_prepared_statement_cache_capacity(64);
-    for sql in TRANSACTION.iter().chain(warm) {
+    for sql in batch::STATEMENTS.iter().chain(warm) {
         conn.prepare_cached(sql)?;
     }
     Ok(conn)
@@ -100,246 +168,166 @@ pub(super) fn connect(path: &Path, warm: &[&str]) -> rusqlite::Result<Connection
 
 /// SQLite's busy handler: whether to try again for the write lock after `attempts` tries.
 fn wait_for_lock(attempts: i32) -> bool {
-    if attempts >= BUSY_ATTEMPTS {
+    if IN_PLACE.with(Cell::get) || attempts >= BUSY_ATTEMPTS {
         return false;
     }
     std::thread::sleep(BUSY_SLEEP);
     true
 }
 
-/// One request: runs inside the batch's transaction, then hears whether it committed.
-trait Job: Send {
-    /// Performs the request; false when it failed and its writes must be undone.
-    fn run(&mut self, conn: &Connection) -> bool;
-
-    /// Answers the caller; `committed` is the outcome of the batch's `COMMIT`.
-    fn reply(self: Box<Self>, committed: Result<(), String>);
+/// The WAL hook: remembers the log's size for [`Writer::after_commit`] and the thread.
+fn note_wal_size(_: &Wal, pages: i32) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
 }
 
-struct Call<T, F> {
-    work: Option<F>,
-    result: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
-}
-
-impl<T, F> Job for Call<T, F>
-where
-    T: Send,
-    F: FnOnce(&Connection) -> Result<T> + Send,
-{
-    fn run(&mut self, conn: &Connection) -> bool {
-        let result = match self.work.take() {
-            // A panic must not take the thread, and every later write, down with it.
-            Some(work) => catch_unwind(AssertUnwindSafe(|| work(conn)))
-                .unwrap_or_else(|_| Err(Error::Backend("a SQLite write panicked".to_owned()))),
-            None => Err(Error::Backend("a SQLite write ran twice".to_owned())),
-        };
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn reply(self: Box<Self>, committed: Result<(), String>) {
-        let result = match (self.result, committed) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(Error::Backend(e)),
-            (None, Ok(())) => Err(Error::Backend("a SQLite write did not run".to_owned())),
-        };
-        // The caller may have stopped waiting; the write stands either way.
-        let _ = self.reply.send(result);
-    }
-}
-
-/// The thread's loop: a batch at a time until every [`Writer`] is gone.
-fn serve(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
+/// The thread's loop: a batch (or a checkpoint) at a time until every [`Writer`] is gone.
+fn serve(shared: &Shared, queue: &mpsc::Receiver<Message>) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut checkpoint = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(job) => batch.push(job),
+                Message::Checkpoint => checkpoint = true,
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
-        let committed = run_batch(conn, &mut batch).map_err(|e| lite(e).to_string());
+        let conn = shared.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        let committed = if batch.is_empty() {
+            Ok(())
+        } else {
+            batch::begin(&conn)
+                .and_then(|()| batch::run_and_commit(&conn, &mut batch))
+                .map_err(|e| lite(e).to_string())
+        };
         for job in batch {
             job.reply(committed.clone());
         }
-    }
-}
-
-/// Runs a batch in one transaction and commits it. A lone request needs no savepoint: if it
-/// fails, the whole transaction is rolled back.
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let result = match batch {
-        [only] => {
-            if !only.run(conn) {
-                return rollback(conn);
+        checkpoint |= committed.is_ok() && WAL_PAGES.with(Cell::take) >= CHECKPOINT_PAGES;
+        if checkpoint {
+            // Folds the log into the database without waiting for readers; a failure leaves
+            // the log to grow until the next attempt, as SQLite's own checkpoints do.
+            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "SQLite checkpoint failed");
             }
-            Ok(())
-        }
-        _ => batch.iter_mut().try_for_each(|job| in_savepoint(conn, job.as_mut())),
-    };
-    match result.and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = rollback(conn);
-            Err(e)
         }
     }
-}
-
-fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> rusqlite::Result<()> {
-    conn.prepare_cached("SAVEPOINT request")?.execute([])?;
-    if !job.run(conn) {
-        if conn.is_autocommit() {
-            // The failure ended the whole transaction (SQLite does so for a few errors, such
-            // as a full disk): the requests before it are gone too.
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                Some("the transaction was rolled back".to_owned()),
-            ));
-        }
-        conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
-    }
-    conn.prepare_cached("RELEASE request")?.execute([])?;
-    Ok(())
-}
-
-fn rollback(conn: &Connection) -> rusqlite::Result<()> {
-    if !conn.is_autocommit() {
-        conn.prepare_cached("ROLLBACK")?.execute([])?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn table(conn: &Connection) {
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)").expect("create");
+    fn table(path: &Path) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER PRIMARY KEY, pad TEXT)")
+            .expect("create");
     }
 
-    /// A request and where its answer arrives.
-    type Pending = (Box<dyn Job>, oneshot::Receiver<Result<i64>>);
-
-    fn insert(n: i64, fail: bool) -> Pending {
-        let (reply, result) = oneshot::channel();
-        let work = move |conn: &Connection| {
-            conn.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(lite)?;
-            if fail {
-                return Err(Error::Conflict(format!("request {n} failed")));
-            }
-            Ok(n)
-        };
-        (Box::new(Call { work: Some(work), result: None, reply }), result)
-    }
-
-    fn rows(conn: &Connection) -> Vec<i64> {
+    fn rows(path: &Path) -> Vec<i64> {
+        let conn = Connection::open(path).expect("open");
         let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").expect("prepare");
         stmt.query_map([], |r| r.get(0)).expect("query").collect::<rusqlite::Result<_>>().expect("rows")
     }
 
-    fn serve_once(conn: &Connection, jobs: Vec<Pending>) -> Vec<Result<i64>> {
-        let (mut batch, mut results): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-        let committed = run_batch(conn, &mut batch).map_err(|e| e.to_string());
-        batch.into_iter().for_each(|job| job.reply(committed.clone()));
-        results.iter_mut().map(|r| r.try_recv().expect("answered")).collect()
-    }
-
-    #[test]
-    fn a_failed_request_is_rolled_back_alone() {
-        let conn = Connection::open_in_memory().expect("open");
-        table(&conn);
-        let results = serve_once(&conn, vec![insert(1, false), insert(2, true), insert(3, false)]);
-        assert_eq!(rows(&conn), vec![1, 3]);
-        assert!(matches!(results[0], Ok(1)));
-        assert!(matches!(&results[1], Err(Error::Conflict(m)) if m.contains("request 2")), "{results:?}");
-        assert!(matches!(results[2], Ok(3)));
-        assert!(conn.is_autocommit(), "the batch's transaction ended");
-    }
-
-    #[test]
-    fn a_lone_failed_request_writes_nothing() {
-        let conn = Connection::open_in_memory().expect("open");
-        table(&conn);
-        let results = serve_once(&conn, vec![insert(1, true)]);
-        assert!(rows(&conn).is_empty());
-        assert!(matches!(results[0], Err(Error::Conflict(_))));
-    }
-
-    #[test]
-    fn a_request_that_breaks_the_transaction_fails_the_whole_batch() {
-        let conn = Connection::open_in_memory().expect("open");
-        table(&conn);
-        let (reply, mut result) = oneshot::channel::<Result<()>>();
-        // Ends the transaction under the batch's feet, as SQLite does on a full disk.
-        let work = |conn: &Connection| {
-            conn.execute_batch("ROLLBACK").map_err(lite)?;
-            Err(Error::Backend("disk full".to_owned()))
-        };
-        let breaker: Box<dyn Job> = Box::new(Call { work: Some(work), result: None, reply });
-        let (first, mut first_result) = insert(1, false);
-        let (last, mut last_result) = insert(3, false);
-        let mut batch = vec![first, breaker, last];
-        let committed = run_batch(&conn, &mut batch).map_err(|e| e.to_string());
-        batch.into_iter().for_each(|job| job.reply(committed.clone()));
-        assert!(rows(&conn).is_empty());
-        assert!(first_result.try_recv().expect("answered").is_err(), "its write was lost");
-        assert!(result.try_recv().expect("answered").is_err());
-        assert!(last_result.try_recv().expect("answered").is_err(), "it never ran");
+    fn insert(n: i64) -> impl FnOnce(&Connection) -> Result<i64> + Send + 'static {
+        move |conn| {
+            conn.execute("INSERT INTO t (n, pad) VALUES (?1, zeroblob(2000))", [n]).map_err(lite)?;
+            Ok(n)
+        }
     }
 
     #[tokio::test]
-    async fn writes_are_durable_when_answered_and_panics_do_not_stop_the_thread() {
+    async fn writes_are_durable_when_answered_and_panics_do_not_stop_it() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("w.db");
-        table(&Connection::open(&path).expect("open"));
+        table(&path);
         let writer = Writer::open(&path, &[]).expect("writer");
         let panicked = writer.run(|_| -> Result<()> { panic!("boom") }).await;
         assert!(matches!(panicked, Err(Error::Backend(_))), "{panicked:?}");
         let sync: i64 = writer
             .run(|conn| {
-                conn.execute("INSERT INTO t (n) VALUES (7)", []).map_err(lite)?;
+                insert(7)(conn)?;
                 conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(lite)
             })
             .await
             .expect("write");
         assert_eq!(sync, 1, "synchronous = NORMAL, never lower");
-        // Another connection sees the row as soon as the write is answered.
-        assert_eq!(rows(&Connection::open(&path).expect("reader")), vec![7]);
+        assert_eq!(rows(&path), vec![7], "another connection sees the row once the write is answered");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_all_commit_and_failures_stay_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("w.db");
+        table(&path);
+        let writer = Writer::open(&path, &[]).expect("writer");
+        let calls: Vec<_> = (0..200_i64)
+            .map(|n| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    let write = insert(n);
+                    writer
+                        .run(move |conn| {
+                            write(conn)?;
+                            if n % 10 == 0 { Err(Error::Conflict("no".to_owned())) } else { Ok(n) }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut ok = Vec::new();
+        for call in calls {
+            ok.extend(call.await.expect("task"));
+        }
+        assert_eq!(ok.len(), 180);
+        assert_eq!(rows(&path), ok);
+    }
+
+    /// A single-threaded runtime: a write that waited for the lock in place would stall it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_meeting_another_writer_waits_on_the_thread_not_in_place() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("w.db");
+        table(&path);
+        let writer = Writer::open(&path, &[]).expect("writer");
+        let other = Connection::open(&path).expect("other");
+        other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let pending = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.run(insert(1)).await }
+        });
+        let slept = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(slept.elapsed() < Duration::from_secs(1), "the runtime was blocked");
+        assert!(!pending.is_finished());
+        other.execute_batch("COMMIT").expect("release the lock");
+        assert_eq!(pending.await.expect("task").expect("write"), 1);
+        assert_eq!(writer.run(insert(2)).await.expect("in place again"), 2);
     }
 
     #[tokio::test]
-    async fn concurrent_requests_all_commit() {
+    async fn the_log_is_still_checkpointed() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("w.db");
-        table(&Connection::open(&path).expect("open"));
+        table(&path);
+        let size = || std::fs::metadata(&path).expect("db file").len();
+        let before = size();
         let writer = Writer::open(&path, &[]).expect("writer");
-        let calls = (0..200_i64).map(|n| {
-            let writer = writer.clone();
-            tokio::spawn(async move {
-                writer
-                    .run(move |conn| {
-                        conn.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(lite)?;
-                        if n % 10 == 0 { Err(Error::Conflict("no".to_owned())) } else { Ok(n) }
-                    })
-                    .await
-            })
-        });
-        let results = futures_join(calls.collect()).await;
-        let ok: Vec<i64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
-        assert_eq!(ok.len(), 180);
-        assert_eq!(rows(&Connection::open(&path).expect("reader")), ok);
-    }
-
-    async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Result<i64>>>) -> Vec<Result<i64>> {
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.expect("task"));
+        for n in 0..1500 {
+            writer.run(insert(n)).await.expect("write");
         }
-        out
+        // Checkpoints run on the thread after the write that crossed the threshold.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while size() <= before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(size() > before, "pages were copied from the log into the database");
     }
 }
