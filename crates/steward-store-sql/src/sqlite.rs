@@ -79,8 +79,8 @@ impl SqliteStore {
         let file = tokio::fs::canonicalize(path)
             .await
             .map_err(|e| Error::Backend(format!("cannot resolve {}: {e}", path.display())))?;
-        let warm: Vec<&str> =
-            run_writes::STATEMENTS.iter().copied().chain([run_writes::insert_one()]).collect();
+        let inserts = (1..=3).map(run_writes::insert_sql);
+        let warm: Vec<&str> = run_writes::STATEMENTS.iter().copied().chain(inserts).collect();
         let runs = Writer::open(&file, &warm)?;
         let run_reads = Reader::open(&file, RUN_READERS, run_reads::STATEMENTS)?;
         Ok(Self { writer, reader, runs, run_reads, wakeup: notifier(file) })

@@ -70,6 +70,7 @@ conformance! {
         create_run_and_journal_round_trip,
         create_run_rejects_bad_input,
         append_conflicts_write_nothing,
+        append_of_many_events_keeps_them_all_in_order,
         append_finishing_clears_lease_and_wake,
         rewrite_events_replaces_payloads,
     ],

@@ -19,8 +19,8 @@ use crate::error::to_json;
 use crate::rows::{self, RowExt as _};
 use crate::{check, sql};
 
-/// The statements below, prepared when the writer's connection opens (with the one-event
-/// insert, whose text is built at run time).
+/// The statements below, prepared when the writer's connection opens (with the inserts of
+/// events, whose text is built at run time).
 pub(crate) const STATEMENTS: &[&str] = &[
     sql::INSERT_RUN,
     sql::CLAIM_CANDIDATES,
@@ -220,19 +220,27 @@ impl AppendWrite {
     }
 }
 
-/// One cached single-row statement per event: cheaper on the writer thread than preparing a
-/// multi-row insert for every batch size.
+/// Events go in with one statement per [`INSERT_BATCH`] of them (a step's commit carries three);
+/// the statement for each size is prepared once and cached.
 fn insert_events(conn: &Connection, run_id: &str, entries: &[EventRow]) -> Result<()> {
-    let sql = insert_one();
-    for e in entries {
-        execute(conn, sql, &[&run_id, &e.seq, &e.at, &e.kind, &e.key, &e.data])?;
+    for chunk in entries.chunks(INSERT_BATCH) {
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 6);
+        for e in chunk {
+            params.extend([&run_id as &dyn ToSql, &e.seq, &e.at, &e.kind, &e.key, &e.data]);
+        }
+        execute(conn, insert_sql(chunk.len()), &params)?;
     }
     Ok(())
 }
 
-pub(crate) fn insert_one() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sql::insert_events(1));
-    &SQL
+/// The most events one insert statement carries.
+const INSERT_BATCH: usize = 8;
+
+/// The insert of `n` events (1 to [`INSERT_BATCH`]).
+pub(crate) fn insert_sql(n: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (1..=INSERT_BATCH).map(sql::insert_events).collect());
+    SQL.get(n.saturating_sub(1)).map_or("", String::as_str)
 }
 
 /// `claim_in` of the shared code: takes up to `limit` due runs, page by page.

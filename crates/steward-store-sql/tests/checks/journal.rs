@@ -137,3 +137,17 @@ pub async fn rewrite_events_replaces_payloads(db: &TestDb) {
     let unknown = entries(9, T0, &events[..1]);
     assert!(matches!(s.rewrite_events(&run.id, &unknown).await, Err(Error::NotFound(_))));
 }
+
+/// More events in one append than one insert statement carries on either backend.
+pub async fn append_of_many_events_keeps_them_all_in_order(db: &TestDb) {
+    let s = &*db.store;
+    let v = save(s, WS, "a", "d1", T0).await;
+    let id = create(s, &v, T0).await;
+    s.claim("me", at(T0), 30_000, 1).await.unwrap();
+    let events: Vec<Event> = (0..250).map(|i| Event::StepScheduled { key: format!("s{i}") }).collect();
+    let many = entries(2, T0 + 1, &events);
+    s.append(append(&id, "me", 1, &many, RunUpdate::default(), T0 + 1)).await.unwrap();
+    let journal = s.journal(&id).await.unwrap();
+    assert_eq!(journal.len(), 251);
+    assert_eq!(&journal[1..], many.as_slice());
+}
