@@ -11,8 +11,8 @@
 #
 # Each scenario is stopped after BENCH_TIMEOUT seconds (default 300), so the script always
 # ends; the scenarios take about 3 minutes on 2 cores, plus the build. SCENARIOS and DBS pick
-# a subset, e.g.
-#   SCENARIOS=step-overhead DBS=sqlite bench/run.sh
+# a subset, and BENCH_TAG names the results apart from other runs of the same day, e.g.
+#   SCENARIOS=step-overhead DBS=sqlite BENCH_TAG=try2 bench/run.sh   # -> <date>-try2.jsonl
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ scripts/ensure-postgres.sh
 
 bin="${CARGO_TARGET_DIR:-target}/release/steward-bench"
 mkdir -p bench/results
-out="bench/results/$(date -u +%Y-%m-%d).jsonl"
+out="bench/results/$(date -u +%Y-%m-%d)${BENCH_TAG:+-$BENCH_TAG}.jsonl"
 "$bin" machine start | tee "$out"
 
 status=0
