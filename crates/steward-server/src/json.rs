@@ -62,14 +62,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let empty = req.headers().get(axum::http::header::CONTENT_LENGTH).is_some_and(|v| v == "0")
-            || (!req.headers().contains_key(axum::http::header::CONTENT_TYPE)
-                && !req.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
-                && !req.headers().contains_key(axum::http::header::CONTENT_LENGTH));
-        if empty {
+        let limit = state.config().body_limit;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(limit)
+            } else {
+                ApiError::invalid(r.body_text())
+            }
+        })?;
+        if bytes.is_empty() {
             return Ok(MaybeJson(None));
         }
-        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
-        Ok(MaybeJson(Some(value)))
+        serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| {
+            ApiError::invalid(format!("the body is not valid JSON: line {} column {}", e.line(), e.column()))
+        })
     }
 }

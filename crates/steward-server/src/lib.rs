@@ -17,7 +17,6 @@ mod views;
 pub mod webhook_signature;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 pub use config::{Config, Settings};
@@ -56,6 +55,3 @@ pub async fn serve(
 pub fn openapi_json() -> String {
     routes::api().1.to_pretty_json().unwrap_or_default()
 }
-
-/// A shared handle type for the server's store.
-pub type SharedStore = Arc<dyn steward_store::ServerStore>;

@@ -83,19 +83,10 @@ pub fn run_id(schedule: &str, at: i64) -> String {
 /// Starts the tick's run unless another server did; problems are logged, and the tick is not
 /// retried (its time has passed).
 async fn fire_tick(state: &AppState, s: &Schedule, at: i64) {
-    let store = state.store();
-    let flow = match store.flow(&s.workspace_id, &s.flow_name).await {
-        Ok(f) if f.deleted_at.is_none() && f.disabled_at.is_none() => f,
-        Ok(_) => return,
+    let version = match state.startable_version(&s.workspace_id, &s.flow_name).await {
+        Ok(v) => v,
         Err(e) => {
-            tracing::warn!(schedule = %s.id, error = %e, "scheduled flow not found");
-            return;
-        }
-    };
-    let version = match store.latest_version(&s.workspace_id, &flow.name).await {
-        Ok(Some(v)) => v,
-        other => {
-            tracing::warn!(schedule = %s.id, result = ?other.map(|_| ()), "scheduled flow has no version");
+            tracing::info!(schedule = %s.id, tick = at, reason = %e.message, "scheduled tick skipped");
             return;
         }
     };

@@ -98,6 +98,47 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The version a new run of flow `name` starts with: its newest, unless the flow is
+    /// missing or deleted (404) or disabled (409 `flow_disabled`). Every way of starting runs
+    /// (API, webhooks, schedules) asks here.
+    pub async fn startable_version(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> ApiResult<steward_store::FlowVersion> {
+        let missing = || ApiError::not_found(&format!("flow {name}"));
+        let flow = self.store().flow(workspace, name).await?;
+        if flow.deleted_at.is_some() {
+            return Err(missing());
+        }
+        if flow.disabled_at.is_some() {
+            let message = format!("flow {name} is disabled");
+            return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "flow_disabled", message));
+        }
+        self.store().latest_version(workspace, name).await?.ok_or_else(missing)
+    }
+
+    /// Audits an action `access`'s caller took in its workspace on `object` (type, id).
+    pub async fn audit_in(
+        &self,
+        access: &crate::auth::Access,
+        action: &str,
+        object: (&str, &str),
+        details: Value,
+    ) -> ApiResult<()> {
+        self.audit(Audit {
+            workspace: Some(&access.workspace),
+            actor: &access.actor(),
+            action,
+            object: (object.0, Some(object.1)),
+            source: access.source(),
+            details,
+        })
+        .await
+    }
+}
+
 /// One audit entry, as handlers describe it.
 #[derive(Debug)]
 pub struct Audit<'a> {

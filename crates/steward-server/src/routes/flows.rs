@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use crate::views::millis;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -142,14 +142,12 @@ async fn apply_flow(
     let changed = before.as_ref().is_none_or(|b| b.id != version.id);
     if changed {
         state
-            .audit(Audit {
-                workspace: Some(&access.workspace),
-                actor: &access.actor(),
-                action: "flow.applied",
-                object: ("flow", Some(&version.name)),
-                source: access.source(),
-                details: json!({ "version": version.version, "digest": version.digest }),
-            })
+            .audit_in(
+                &access,
+                "flow.applied",
+                ("flow", &version.name),
+                json!({ "version": version.version, "digest": version.digest }),
+            )
             .await?;
     }
     let status = if changed { StatusCode::CREATED } else { StatusCode::OK };
@@ -270,15 +268,6 @@ async fn change(
         Change::Delete => store.set_flow_deleted(ws, &name, true, now).await?,
         Change::Restore => store.set_flow_deleted(ws, &name, false, now).await?,
     };
-    state
-        .audit(Audit {
-            workspace: Some(ws),
-            actor: &access.actor(),
-            action,
-            object: ("flow", Some(&name)),
-            source: access.source(),
-            details: json!({}),
-        })
-        .await?;
+    state.audit_in(&access, action, ("flow", &name), json!({})).await?;
     Ok(axum::Json(flow.into()))
 }

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, MaybeJson};
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use crate::views::millis;
 
 mod stream;
@@ -125,18 +125,7 @@ async fn start_run(
     ApiJson(req): ApiJson<StartRun>,
 ) -> ApiResult<(StatusCode, axum::Json<Started>)> {
     access.require(Permission::RunsStart)?;
-    let flow = state.store().flow(&access.workspace, &name).await?;
-    if flow.deleted_at.is_some() {
-        return Err(ApiError::not_found(&format!("flow {name}")));
-    }
-    if flow.disabled_at.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "flow_disabled", format!("flow {name} is disabled")));
-    }
-    let version = state
-        .store()
-        .latest_version(&access.workspace, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("flow {name}")))?;
+    let version = state.startable_version(&access.workspace, &name).await?;
     let inputs = if req.inputs.is_null() { json!({}) } else { req.inputs };
     let run_id = state.executor().start_run(&version, inputs).await?;
     state.metrics().run_started("api");
@@ -197,15 +186,7 @@ async fn list_runs(
 }
 
 fn parse_status(s: &str) -> ApiResult<RunStatus> {
-    let all = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Waiting,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ];
-    all.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+    RunStatus::parse(s).ok_or_else(|| {
         ApiError::invalid(format!(
             "unknown status `{s}` (queued, running, waiting, succeeded, failed, cancelled)"
         ))
@@ -329,7 +310,7 @@ async fn cancel_run(
     let reason =
         body.and_then(|b| b.reason).unwrap_or_else(|| format!("cancelled by {}", access.caller.user.email));
     state.executor().signal(&access.workspace, &id, &Signal::Cancel { reason }).await?;
-    audit_run(&state, &access, "run.cancelled", &id, json!({})).await?;
+    state.audit_in(&access, "run.cancelled", ("run", &id), json!({})).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -387,25 +368,6 @@ async fn decide(
     let signal = Signal::Approval { step: step.clone(), approved, by, reason };
     state.executor().signal(&access.workspace, &id, &signal).await?;
     let action = if approved { "approval.approved" } else { "approval.rejected" };
-    audit_run(&state, &access, action, &id, json!({ "step": step })).await?;
+    state.audit_in(&access, action, ("run", &id), json!({ "step": step })).await?;
     Ok(StatusCode::ACCEPTED)
-}
-
-async fn audit_run(
-    state: &AppState,
-    access: &Access,
-    action: &str,
-    run: &str,
-    details: Value,
-) -> ApiResult<()> {
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action,
-            object: ("run", Some(run)),
-            source: access.source(),
-            details,
-        })
-        .await
 }

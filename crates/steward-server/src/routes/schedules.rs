@@ -15,7 +15,7 @@ use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::schedule::{CatchUp, Timetable};
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use crate::views::millis;
 
 /// How many upcoming fire times a schedule shows.
@@ -132,14 +132,12 @@ async fn create_schedule(
     }
     state.store().create_schedule(&schedule).await?;
     state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "schedule.created",
-            object: ("schedule", Some(&schedule.id)),
-            source: access.source(),
-            details: json!({ "flow": name, "cron": schedule.cron, "timezone": schedule.timezone }),
-        })
+        .audit_in(
+            &access,
+            "schedule.created",
+            ("schedule", &schedule.id),
+            json!({ "flow": name, "cron": schedule.cron, "timezone": schedule.timezone }),
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(ScheduleView::new(schedule))))
 }
@@ -155,15 +153,6 @@ async fn delete_schedule(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::FlowsWrite)?;
     state.store().delete_schedule(&access.workspace, &id, state.now()).await?;
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "schedule.deleted",
-            object: ("schedule", Some(&id)),
-            source: access.source(),
-            details: json!({}),
-        })
-        .await?;
+    state.audit_in(&access, "schedule.deleted", ("schedule", &id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

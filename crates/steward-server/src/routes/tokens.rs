@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use crate::views::millis;
 
 /// The longest lifetime a token can be given.
@@ -126,16 +126,7 @@ async fn create_token(
         revoked_at: None,
     };
     state.store().create_token(&token).await?;
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "token.created",
-            object: ("token", Some(&token.id)),
-            source: access.source(),
-            details: json!({ "name": token.name, "permissions": token.permissions, "expires_at": expires_at.map(millis) }),
-        })
-        .await?;
+    state.audit_in(&access, "token.created", ("token", &token.id), json!({ "name": token.name, "permissions": token.permissions, "expires_at": expires_at.map(millis) })).await?;
     let mut view = TokenView::from(token);
     view.token = Some(secret.reveal().to_owned());
     Ok((StatusCode::CREATED, axum::Json(view)))
@@ -156,15 +147,6 @@ async fn revoke_token(
         return Err(ApiError::not_found("token"));
     }
     state.store().revoke_token(&access.workspace, &id, state.now()).await?;
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "token.revoked",
-            object: ("token", Some(&id)),
-            source: access.source(),
-            details: json!({}),
-        })
-        .await?;
+    state.audit_in(&access, "token.revoked", ("token", &id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

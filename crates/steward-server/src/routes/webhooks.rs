@@ -25,7 +25,7 @@ use utoipa_axum::routes;
 use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, too_large};
-use crate::state::{AppState, Audit};
+use crate::state::AppState;
 use crate::views::millis;
 use crate::webhook_signature::{self as signature, Scheme};
 
@@ -152,14 +152,12 @@ async fn create_webhook(
     };
     state.store().create_webhook(&hook).await?;
     state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "webhook.created",
-            object: ("webhook", Some(&hook.id)),
-            source: access.source(),
-            details: json!({ "flow": name, "scheme": hook.scheme, "mode": hook.mode }),
-        })
+        .audit_in(
+            &access,
+            "webhook.created",
+            ("webhook", &hook.id),
+            json!({ "flow": name, "scheme": hook.scheme, "mode": hook.mode }),
+        )
         .await?;
     let base = state.config().public_url.clone().unwrap_or_else(|| format!("http://{}", state.config().bind));
     let mut view = WebhookView::from(hook);
@@ -178,16 +176,7 @@ async fn revoke_webhook(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::FlowsWrite)?;
     state.store().revoke_webhook(&access.workspace, &id, state.now()).await?;
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "webhook.revoked",
-            object: ("webhook", Some(&id)),
-            source: access.source(),
-            details: json!({}),
-        })
-        .await?;
+    state.audit_in(&access, "webhook.revoked", ("webhook", &id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,22 +247,11 @@ async fn deliver(
 
 /// Queues the run; `Ok(true)` when a run with this id exists already (a redelivery).
 async fn start(state: &AppState, hook: &Webhook, run_id: String, trigger: Value) -> ApiResult<bool> {
-    let flow = state.store().flow(&hook.workspace_id, &hook.flow_name).await?;
-    if flow.deleted_at.is_some() {
-        return Err(ApiError::not_found("webhook"));
-    }
-    if flow.disabled_at.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "flow_disabled",
-            format!("flow {} is disabled", hook.flow_name),
-        ));
-    }
+    // A webhook of a deleted flow is gone, without naming the flow to the sender.
     let version = state
-        .store()
-        .latest_version(&hook.workspace_id, &hook.flow_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
+        .startable_version(&hook.workspace_id, &hook.flow_name)
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { ApiError::not_found("webhook") } else { e })?;
     match state.executor().start_triggered(&version, json!({}), run_id, trigger).await {
         Ok(_) => {
             state.metrics().run_started("webhook");

@@ -169,7 +169,8 @@ async fn set_member(
         access.require(Permission::WorkspaceOwn)?;
     }
     state.store().set_member(&access.workspace, &user, req.role, state.now()).await?;
-    audit_member(&state, &access, "member.role_changed", &user, json!({ "from": current, "to": req.role }))
+    state
+        .audit_in(&access, "member.role_changed", ("user", &user), json!({ "from": current, "to": req.role }))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,27 +195,8 @@ async fn remove_member(
         access.require(Permission::WorkspaceOwn)?;
     }
     state.store().remove_member(&access.workspace, &user, state.now()).await?;
-    audit_member(&state, &access, "member.removed", &user, json!({ "role": current })).await?;
+    state.audit_in(&access, "member.removed", ("user", &user), json!({ "role": current })).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn audit_member(
-    state: &AppState,
-    access: &Access,
-    action: &str,
-    user: &str,
-    details: serde_json::Value,
-) -> ApiResult<()> {
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action,
-            object: ("user", Some(user)),
-            source: access.source(),
-            details,
-        })
-        .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -296,14 +278,12 @@ async fn invite(
     };
     state.store().create_invitation(&invitation).await?;
     state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "member.invited",
-            object: ("invitation", Some(&invitation.id)),
-            source: access.source(),
-            details: json!({ "role": invitation.role }),
-        })
+        .audit_in(
+            &access,
+            "member.invited",
+            ("invitation", &invitation.id),
+            json!({ "role": invitation.role }),
+        )
         .await?;
     let mut view = InvitationView::from(invitation);
     view.code = Some(code.reveal().to_owned());
@@ -321,15 +301,6 @@ async fn revoke_invitation(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::MembersWrite)?;
     state.store().revoke_invitation(&access.workspace, &id, state.now()).await?;
-    state
-        .audit(Audit {
-            workspace: Some(&access.workspace),
-            actor: &access.actor(),
-            action: "invitation.revoked",
-            object: ("invitation", Some(&id)),
-            source: access.source(),
-            details: json!({}),
-        })
-        .await?;
+    state.audit_in(&access, "invitation.revoked", ("invitation", &id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
