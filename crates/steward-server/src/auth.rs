@@ -9,15 +9,15 @@
 //!   existence is not revealed to outsiders.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use steward_auth::token::{self, Kind};
 use steward_auth::{Permission, Permissions, Role};
 use steward_store::{ApiToken, User};
 
+use crate::client::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -57,12 +57,12 @@ impl Caller {
 
 /// The client address of a request, when the server knows it.
 pub fn source(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+    parts.extensions.get::<ClientAddr>().map(|c| c.0.to_string())
 }
 
 /// The client address of a whole request.
 pub fn source_of<B>(req: &axum::http::Request<B>) -> Option<String> {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+    req.extensions().get::<ClientAddr>().map(|c| c.0.to_string())
 }
 
 /// The value of cookie `name`, if sent.
@@ -125,6 +125,7 @@ async fn from_token(state: &AppState, presented: &str, source: Option<String>) -
     if t.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the API token has expired"));
     }
+    state.limits().token(&t.id)?;
     if t.last_used_at.is_none_or(|last| now.0 - last.0 >= TOUCH_EVERY_MS) {
         state.store().touch_token(&t.id, now).await?;
     }

@@ -4,11 +4,13 @@
 //! [`Settings`] lists every option once: clap reads flags and environment variables into it,
 //! serde reads the file into it, and [`Settings::resolve`] fills what is left with defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::rate_limit::Rate;
 
 /// Options of `steward serve`. Every field is optional here; defaults apply last.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
@@ -44,6 +46,23 @@ pub struct Settings {
     #[arg(long, env = "STEWARD_DRAIN", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "de_duration")]
     pub drain: Option<Duration>,
+    /// API requests allowed per client address, as a burst that refills evenly: 100/s,
+    /// 6000/min, or off [default: 100/s]. Refused requests get 429 with Retry-After.
+    #[arg(long, env = "STEWARD_RATE_LIMIT_ADDRESS")]
+    #[serde(default, deserialize_with = "de_parsed")]
+    pub rate_limit_address: Option<Rate>,
+    /// API requests allowed per API token, like --rate-limit-address [default: 50/s].
+    #[arg(long, env = "STEWARD_RATE_LIMIT_TOKEN")]
+    #[serde(default, deserialize_with = "de_parsed")]
+    pub rate_limit_token: Option<Rate>,
+    /// Deliveries allowed per webhook, like --rate-limit-address [default: 200/s].
+    #[arg(long, env = "STEWARD_RATE_LIMIT_WEBHOOK")]
+    #[serde(default, deserialize_with = "de_parsed")]
+    pub rate_limit_webhook: Option<Rate>,
+    /// Addresses of reverse proxies whose X-Forwarded-For header names the client, comma
+    /// separated [default: none]. Other peers' X-Forwarded-For is ignored.
+    #[arg(long, env = "STEWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 /// Settings with every default applied.
@@ -58,6 +77,10 @@ pub struct Config {
     pub login_attempts: usize,
     pub max_runs: usize,
     pub drain: Duration,
+    pub rate_limit_address: Rate,
+    pub rate_limit_token: Rate,
+    pub rate_limit_webhook: Rate,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Settings {
@@ -82,6 +105,10 @@ impl Settings {
             login_attempts: self.login_attempts.or(lower.login_attempts),
             max_runs: self.max_runs.or(lower.max_runs),
             drain: self.drain.or(lower.drain),
+            rate_limit_address: self.rate_limit_address.or(lower.rate_limit_address),
+            rate_limit_token: self.rate_limit_token.or(lower.rate_limit_token),
+            rate_limit_webhook: self.rate_limit_webhook.or(lower.rate_limit_webhook),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
         }
     }
 
@@ -103,6 +130,10 @@ impl Settings {
             login_attempts: self.login_attempts.unwrap_or(5),
             max_runs: self.max_runs.unwrap_or(256),
             drain: self.drain.unwrap_or(Duration::from_secs(30)),
+            rate_limit_address: self.rate_limit_address.unwrap_or(Rate::per_second(100)),
+            rate_limit_token: self.rate_limit_token.unwrap_or(Rate::per_second(50)),
+            rate_limit_webhook: self.rate_limit_webhook.unwrap_or(Rate::per_second(200)),
+            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
         };
         if config.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());
@@ -122,6 +153,13 @@ impl Default for Config {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s or 5m: {e}"))
+}
+
+fn de_parsed<'de, D: serde::Deserializer<'de>, T: std::str::FromStr<Err = String>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|s| s.parse()).transpose().map_err(serde::de::Error::custom)
 }
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -164,5 +202,20 @@ mod tests {
         let https = https.resolve().unwrap();
         assert!(https.secure_cookies);
         assert_eq!(https.public_url.as_deref(), Some("https://s.example.com"));
+        let rate = toml::from_str::<Settings>("rate_limit_token = \"lots\"").unwrap_err().to_string();
+        assert!(rate.contains("`lots` is not a rate"), "{rate}");
+    }
+
+    #[test]
+    fn rate_limits_and_proxies_come_from_the_file() {
+        let file: Settings = toml::from_str(
+            "rate_limit_address = \"off\"\nrate_limit_webhook = \"600/min\"\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]",
+        )
+        .unwrap();
+        let config = file.resolve().unwrap();
+        assert_eq!(config.rate_limit_address, Rate::Off);
+        assert_eq!(config.rate_limit_webhook.to_string(), "600/min");
+        assert_eq!(config.rate_limit_token, Rate::per_second(50), "the default");
+        assert_eq!(config.trusted_proxies.len(), 2);
     }
 }

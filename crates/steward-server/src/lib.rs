@@ -4,11 +4,13 @@
 //! with its middleware) → [`serve`] on a listener until shutdown.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 mod json;
 pub mod metrics;
 mod middleware;
+pub mod rate_limit;
 pub mod routes;
 pub mod schedule;
 pub mod scheduler;
@@ -36,6 +38,7 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn_with_state(config.body_limit, middleware::refuse_large_bodies))
         .layer(axum::middleware::from_fn_with_state(config.request_timeout, middleware::timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client::resolve))
         .layer(axum::middleware::from_fn_with_state(config.secure_cookies, middleware::security_headers))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics at `/metrics`: runs queued by trigger and finished by status, steps by outcome, a
-//! step latency histogram, and the queue depth.
+//! step latency histogram, the queue depth, and requests refused by rate limits.
 //!
 //! Finished runs and steps are counted from the journal entries this process's executor
 //! commits (its progress stream), so they count the work done here; the queue gauges are read from the database at
@@ -33,6 +33,11 @@ struct StateLabel {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: &'static str,
+}
+
 /// The process's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,6 +47,7 @@ pub struct Metrics {
     steps: Family<StatusLabel, Counter>,
     step_seconds: Histogram,
     queue: Family<StateLabel, Gauge>,
+    rate_limited: Family<ScopeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,7 +76,13 @@ impl Default for Metrics {
             "Unfinished runs of every workspace: due, running or waiting",
             queue.clone(),
         );
-        Self { registry, runs_started, runs_finished, steps, step_seconds, queue }
+        let rate_limited = Family::<ScopeLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by limit (address, token, webhook)",
+            rate_limited.clone(),
+        );
+        Self { registry, runs_started, runs_finished, steps, step_seconds, queue, rate_limited }
     }
 }
 
@@ -122,6 +134,11 @@ impl Metrics {
     /// Counts a run this process queued.
     pub fn run_started(&self, trigger: &'static str) {
         self.runs_started.get_or_create(&TriggerLabel { trigger }).inc();
+    }
+
+    /// Counts a request refused by a rate limit.
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited.get_or_create(&ScopeLabel { scope }).inc();
     }
 
     /// The text exposition, with the queue gauges set from `depth`.

@@ -11,6 +11,7 @@ use steward_store::{NewAuditEvent, ServerStore};
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::Limits;
 
 /// Cheap to clone: one shared value behind an `Arc`.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Shared {
     logins_per_account: Throttle,
     logins_per_address: Throttle,
     metrics: Arc<crate::metrics::Metrics>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -36,13 +38,31 @@ impl std::fmt::Debug for AppState {
 /// The window failed logins are counted in.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Drops idle rate-limit buckets once a minute while the state is alive.
+async fn forget_idle_limits(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        shared.limits.forget_idle();
+    }
+}
+
 impl AppState {
     /// Must be called inside the async runtime: metrics start following the executor.
     pub fn new(store: Arc<dyn ServerStore>, executor: Executor, config: Config) -> Self {
         let attempts = config.login_attempts;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         metrics.follow(&executor);
+        let limits = Limits::new(
+            config.rate_limit_address,
+            config.rate_limit_token,
+            config.rate_limit_webhook,
+            metrics.clone(),
+        );
         let inner = Shared {
+            limits,
             metrics,
             store,
             executor,
@@ -50,7 +70,9 @@ impl AppState {
             logins_per_address: Throttle::new(attempts * 4, LOGIN_WINDOW),
             config,
         };
-        Self { inner: Arc::new(inner) }
+        let inner = Arc::new(inner);
+        tokio::spawn(forget_idle_limits(Arc::downgrade(&inner)));
+        Self { inner }
     }
 
     pub fn store(&self) -> &dyn ServerStore {
@@ -63,6 +85,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     pub fn config(&self) -> &Config {

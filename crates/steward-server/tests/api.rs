@@ -81,7 +81,7 @@ async fn sessions_need_csrf_for_changes_and_log_out_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_throttled_and_audited() {
-    let config = Config { login_attempts: 3, ..Config::default() };
+    let config = Config { login_attempts: 3, ..support::unlimited() };
     let app = TestApp::with_config(Db::Sqlite, config).await;
     app.user_with_password("ada@example.com", "correct horse battery").await;
     for _ in 0..3 {
@@ -267,7 +267,7 @@ async fn runs_page_with_cursors_and_filters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_errors_headers_and_the_api_description() {
-    let config = Config { body_limit: 4096, ..Config::default() };
+    let config = Config { body_limit: 4096, ..support::unlimited() };
     let app = TestApp::with_config(Db::Sqlite, config).await;
     let owner = app.workspace(WS).await;
     let flows = format!("/api/v1/workspaces/{WS}/flows");

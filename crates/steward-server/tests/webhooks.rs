@@ -120,7 +120,7 @@ async fn signed_deliveries_start_runs_once_and_bad_ones_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_webhooks_answer_with_the_output_and_take_forms_and_text() {
-    let config = Config { body_limit: 2048, ..Config::default() };
+    let config = Config { body_limit: 2048, ..support::unlimited() };
     let app = TestApp::with_config(Db::Sqlite, config).await;
     let owner = app.workspace(WS).await;
     app.apply(&owner.token, HOOK_FLOW).await;

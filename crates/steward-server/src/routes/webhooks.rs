@@ -206,6 +206,7 @@ async fn deliver(
         return Err(not_found());
     }
     let hook = state.store().webhook_by_path(&token::digest(&path)).await?.ok_or_else(not_found)?;
+    state.limits().webhook(&hook.id)?;
     let (parts, body) = req.into_parts();
     let limit = state.config().body_limit;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))?;

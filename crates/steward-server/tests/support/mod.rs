@@ -47,8 +47,10 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A server with the default configuration except rate limits, which are off: tests
+    /// send requests much faster than people do (`tests/limits.rs` tests the limits).
     pub async fn new(db: Db) -> Self {
-        Self::with_config(db, Config::default()).await
+        Self::with_config(db, unlimited()).await
     }
 
     pub async fn with_config(db: Db, config: Config) -> Self {
@@ -61,7 +63,7 @@ impl TestApp {
     /// A second server on the same PostgreSQL schema as `self`.
     pub async fn beside(&self) -> Self {
         let schema = self.pg_schema.clone().expect("a PostgreSQL test app");
-        Self::open(Db::Postgres, Config::default(), &schema).await
+        Self::open(Db::Postgres, unlimited(), &schema).await
     }
 
     async fn open(db: Db, config: Config, schema: &str) -> Self {
@@ -225,6 +227,17 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("run {run} did not finish");
+    }
+}
+
+/// The default configuration without rate limits.
+pub fn unlimited() -> Config {
+    use steward_server::rate_limit::Rate;
+    Config {
+        rate_limit_address: Rate::Off,
+        rate_limit_token: Rate::Off,
+        rate_limit_webhook: Rate::Off,
+        ..Config::default()
     }
 }
 
