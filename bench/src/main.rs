@@ -1,5 +1,6 @@
 //! `steward-bench`: measures what a durable step costs, how many runs an executor finishes per
-//! second, and how much memory a worker needs while many runs wait.
+//! second, how much memory a worker needs while many runs wait, and how fast `steward serve`
+//! answers a sync webhook.
 //!
 //! Every scenario prints one JSON line per repetition on stdout, then a summary line with the
 //! median, minimum and maximum of every number the repetitions reported. Progress goes to
@@ -8,13 +9,16 @@
 
 mod commit;
 mod fixture;
+mod http;
 mod machine;
+mod process;
 mod report;
 mod step_overhead;
 mod throughput;
 mod timed;
 mod waiting_memory;
 mod watch;
+mod webhook;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +42,9 @@ enum Command {
     Throughput(RunArgs),
     /// Peak and resident memory of a `steward worker` process moving N runs to `waiting`.
     WaitingMemory(RunArgs),
+    /// Requests per second, p50 and p99 of a sync webhook running a 3-step flow, driven over
+    /// loopback against a `steward serve` process, and the server's peak memory.
+    Webhook(RunArgs),
     /// Prints a JSON line describing this machine and its current load average.
     Machine {
         /// A label for the line, such as `start` or `end`.
@@ -76,7 +83,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "sqlite")]
     pub db: Db,
     /// Repetitions, each on a fresh store (defaults: step-overhead 7, commit 5, throughput 5,
-    /// waiting-memory 3).
+    /// waiting-memory 3, webhook 3).
     #[arg(long)]
     pub reps: Option<usize>,
     /// Steps in the chain (step-overhead).
@@ -89,7 +96,13 @@ pub struct RunArgs {
     /// Runs an executor drives at once (throughput, waiting-memory).
     #[arg(long, default_value_t = 256)]
     pub max_runs: usize,
-    /// The `steward` binary for waiting-memory (default: next to this binary).
+    /// Connection counts of the webhook load phases, one phase each.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub connections: Vec<usize>,
+    /// Seconds each webhook load phase lasts.
+    #[arg(long, default_value_t = 5)]
+    pub secs: u64,
+    /// The `steward` binary for waiting-memory and webhook (default: next to this binary).
     #[arg(long)]
     pub steward_bin: Option<PathBuf>,
     /// Gives up on a repetition after this many seconds.
@@ -122,6 +135,10 @@ async fn main() -> anyhow::Result<()> {
         Command::WaitingMemory(args) => {
             let reps = args.reps.unwrap_or(3);
             report::repeat("waiting-memory", &args, reps, |rep| waiting_memory::rep(&args, rep)).await
+        }
+        Command::Webhook(args) => {
+            let reps = args.reps.unwrap_or(3);
+            report::repeat("webhook", &args, reps, |rep| webhook::rep(&args, rep)).await
         }
         Command::Machine { when } => {
             println!("{}", machine::describe(&when));

@@ -11,7 +11,7 @@
 //! For comparison, the same binary is first started on the empty store and its `VmRSS` read
 //! after a second (`idle_rss_mib`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::RunArgs;
 use crate::fixture::{Fresh, Location, options, queue_runs};
+use crate::process::{read_memory, steward_bin, stop};
 use crate::report::{Sample, round};
 
 pub const FLOW: &str = "name: bench-nap
@@ -91,19 +92,6 @@ pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
     Ok(serde_json::from_value(sample)?)
 }
 
-fn steward_bin(args: &RunArgs) -> anyhow::Result<PathBuf> {
-    let bin = match &args.steward_bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("steward"),
-    };
-    anyhow::ensure!(
-        bin.is_file(),
-        "no steward binary at {}; build it with `cargo build --release -p steward` or pass --steward-bin",
-        bin.display()
-    );
-    Ok(bin)
-}
-
 fn spawn_worker(bin: &Path, location: &Location, args: &RunArgs, log: &Path) -> anyhow::Result<Child> {
     let log = std::fs::File::create(log)?;
     Command::new(bin)
@@ -116,11 +104,6 @@ fn spawn_worker(bin: &Path, location: &Location, args: &RunArgs, log: &Path) -> 
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))
-}
-
-async fn stop(worker: &mut Child) {
-    let _ = worker.start_kill();
-    let _ = worker.wait().await;
 }
 
 /// Waits until no run is `queued` or `running`: two one-row queries per look.
@@ -147,22 +130,4 @@ async fn all_waiting(
         anyhow::ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for runs to wait");
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// Peak and current resident memory of a process, in KiB.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    hwm_kib: u64,
-    rss_kib: u64,
-}
-
-fn read_memory(child: &Child) -> anyhow::Result<Memory> {
-    let pid = child.id().context("the worker has exited")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
-        let kib = line.split_whitespace().nth(1).with_context(|| format!("bad {name} line"))?;
-        Ok(kib.parse()?)
-    };
-    Ok(Memory { hwm_kib: field("VmHWM:")?, rss_kib: field("VmRSS:")? })
 }

@@ -1,0 +1,270 @@
+//! `webhook`: a sync webhook in front of a 3-step flow (transform, conditional transform,
+//! transform), driven over loopback by a load generator in this process while the release
+//! `steward serve` runs as another process.
+//!
+//! Each repetition starts a server on a fresh store (rate limits off, everything else default),
+//! creates its first account and token with `steward admin`, applies the flow and creates a
+//! sync webhook over the API. After 200 warm-up deliveries, each load phase keeps N HTTP/1.1
+//! keep-alive connections busy for `--secs` seconds (one request in flight per connection,
+//! as `wrk` and `oha` do) and records every request's latency; a request counts as accepted
+//! when it is answered 200 with the flow's output, which the server sends only after the run's
+//! last commit. The server's peak resident memory (`VmHWM`) is read, then the server is killed
+//! with SIGKILL, and the store must hold exactly one succeeded run per accepted request.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::body::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_engine::RunStatus;
+use steward_store::{DEFAULT_WORKSPACE, RunFilter};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::RunArgs;
+use crate::fixture::{Fresh, Location};
+use crate::http::Conn;
+use crate::process::{read_memory, steward_bin, stop};
+use crate::report::{Sample, round};
+
+pub const FLOW: &str = "name: bench-hook
+steps:
+  - id: parse
+    transform: '{ n: .trigger.body.n, from: .trigger.body.from }'
+  - id: large
+    if: .steps.parse.output.n > 10
+    transform: '.steps.parse.output.n * 2'
+  - id: answer
+    transform: '{ n: .steps.parse.output.n, doubled: .steps.large.output, from: .steps.parse.output.from }'
+output: ${{ .steps.answer.output }}
+";
+
+const WARM_UP: usize = 200;
+
+pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
+    anyhow::ensure!(!args.connections.is_empty(), "--connections needs at least one count");
+    let bin = steward_bin(args)?;
+    let logs = tempfile::Builder::new().prefix("steward-bench-serve-").tempdir()?;
+    let fresh = Fresh::new(args.db).await?;
+    let token = first_token(&bin, &fresh.location).await?;
+    let log = logs.path().join("serve.log");
+    let (mut server, addr) = serve(&bin, &fresh.location, &log).await?;
+    let result = async {
+        let hook = setup(addr, &token).await?;
+        let idle = read_memory(&server)?;
+        let mut sample = Sample::new();
+        let mut accepted = phase(addr, &hook, 4, Phase::Count(WARM_UP)).await?.ok;
+        for &n in &args.connections {
+            let load = phase(addr, &hook, n, Phase::For(Duration::from_secs(args.secs))).await?;
+            accepted += load.ok;
+            load.report(n, &mut sample);
+        }
+        let memory = read_memory(&server)?;
+        sample.insert("idle_rss_mib".into(), json!(round(idle.rss_kib as f64 / 1024.0)));
+        sample.insert("peak_rss_mib".into(), json!(round(memory.hwm_kib as f64 / 1024.0)));
+        Ok::<_, anyhow::Error>((sample, accepted))
+    }
+    .await;
+    // No graceful stop: what was answered must already be durable.
+    stop(&mut server).await;
+    let (mut sample, accepted) = result.map_err(|e| with_log(e, &log))?;
+
+    let filter =
+        RunFilter { status: Some(RunStatus::Succeeded), limit: accepted + 1, ..RunFilter::default() };
+    let recorded = fresh.store.list_runs(DEFAULT_WORKSPACE, &filter).await?.len();
+    anyhow::ensure!(
+        recorded == accepted,
+        "{accepted} deliveries were answered but {recorded} runs succeeded"
+    );
+    sample.insert("accepted".into(), json!(accepted));
+    sample.insert("recorded".into(), json!(recorded));
+    fresh.close().await?;
+    Ok(sample)
+}
+
+/// `steward admin create-user` and `create-token` on the fresh store.
+async fn first_token(bin: &Path, location: &Location) -> anyhow::Result<String> {
+    let mut create = Command::new(bin)
+        .args(location.flags())
+        .args(["admin", "create-user", "--email", "bench@example.com", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = create.stdin.take().context("no stdin")?;
+    stdin.write_all(b"a benchmark passphrase\n").await?;
+    drop(stdin);
+    let out = create.wait_with_output().await?;
+    anyhow::ensure!(out.status.success(), "create-user failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin)
+        .args(location.flags())
+        .args(["admin", "create-token", "--email", "bench@example.com", "--name", "bench"])
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "create-token failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// Starts `steward serve` on a free loopback port; returns it once it listens.
+async fn serve(bin: &Path, location: &Location, log: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+    let mut child = Command::new(bin)
+        .args(location.flags())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["--rate-limit-address", "off", "--rate-limit-token", "off", "--rate-limit-webhook", "off"])
+        .env("STEWARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+    let mut file = tokio::fs::File::create(log).await?;
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("the server did not start within 30 s")??
+            .context("the server exited before listening")?;
+        file.write_all(format!("{line}\n").as_bytes()).await?;
+        if let Some(rest) = line.strip_prefix("serving on http://") {
+            break rest.split_whitespace().next().context("no address")?.parse()?;
+        }
+    };
+    // Keep reading the server's log so that it never blocks on a full pipe.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
+    Ok((child, addr))
+}
+
+fn with_log(e: anyhow::Error, log: &Path) -> anyhow::Error {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    e.context(format!("server log (last lines):\n{}", tail.join("\n")))
+}
+
+/// Applies the flow and creates its sync webhook; returns the webhook's path.
+async fn setup(addr: SocketAddr, token: &str) -> anyhow::Result<String> {
+    let mut conn = Conn::open(addr).await?;
+    let api = "/api/v1/workspaces/default";
+    let body = Bytes::from(json!({ "source": FLOW }).to_string());
+    let (status, text) = conn.send(Method::POST, &format!("{api}/flows"), Some(token), Some(body)).await?;
+    anyhow::ensure!(status.is_success(), "apply: {status} {}", String::from_utf8_lossy(&text));
+    let body = Bytes::from(json!({ "mode": "sync", "sync_timeout_ms": 10_000 }).to_string());
+    let path = format!("{api}/flows/bench-hook/webhooks");
+    let (status, text) = conn.send(Method::POST, &path, Some(token), Some(body)).await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "webhook: {status} {}", String::from_utf8_lossy(&text));
+    let created: Value = serde_json::from_slice(&text)?;
+    let url = created["url"].as_str().context("no webhook url")?;
+    Ok(url[url.find("/hooks/").context("unexpected webhook url")?..].to_owned())
+}
+
+/// How long a load phase lasts.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// This many requests in all.
+    Count(usize),
+    For(Duration),
+}
+
+/// What one load phase measured.
+#[derive(Debug, Default)]
+struct Load {
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+    micros: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Load {
+    fn report(mut self, connections: usize, sample: &mut Sample) {
+        self.micros.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((self.micros.len() as f64 * p).ceil() as usize).clamp(1, self.micros.len().max(1)) - 1;
+            self.micros.get(i).map_or(0.0, |&us| us as f64 / 1000.0)
+        };
+        let c = connections;
+        sample.insert(format!("c{c}_req_per_sec"), json!(round(self.ok as f64 / self.elapsed.as_secs_f64())));
+        sample.insert(format!("c{c}_p50_ms"), json!(round(pct(0.50))));
+        sample.insert(format!("c{c}_p99_ms"), json!(round(pct(0.99))));
+        sample.insert(format!("c{c}_errors"), json!(self.errors));
+        if let Some(e) = self.first_error {
+            eprintln!("{c} connections: {} errors, the first: {e}", self.errors);
+        }
+    }
+}
+
+/// Keeps `connections` connections busy for the phase.
+async fn phase(addr: SocketAddr, hook: &str, connections: usize, phase: Phase) -> anyhow::Result<Load> {
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for c in 0..connections {
+        let hook = hook.to_owned();
+        let share = match phase {
+            Phase::Count(n) => Phase::Count(n / connections + usize::from(c < n % connections)),
+            other => other,
+        };
+        set.spawn(async move { client(addr, &hook, c, share, start).await });
+    }
+    let mut load = Load::default();
+    while let Some(done) = set.join_next().await {
+        let one = done??;
+        load.ok += one.ok;
+        load.errors += one.errors;
+        load.first_error = load.first_error.or(one.first_error);
+        load.micros.extend(one.micros);
+    }
+    load.elapsed = start.elapsed();
+    Ok(load)
+}
+
+/// One connection sending deliveries one after another.
+async fn client(
+    addr: SocketAddr,
+    hook: &str,
+    id: usize,
+    phase: Phase,
+    start: Instant,
+) -> anyhow::Result<Load> {
+    let mut conn = Conn::open(addr).await?;
+    let mut load = Load::default();
+    for i in 0.. {
+        match phase {
+            Phase::Count(n) if i >= n => break,
+            Phase::For(d) if start.elapsed() >= d => break,
+            _ => {}
+        }
+        let n = i % 20;
+        let body = Bytes::from(format!(r#"{{"n":{n},"from":"client-{id}"}}"#));
+        let sent = Instant::now();
+        let (status, answer) = conn.send(Method::POST, hook, None, Some(body)).await?;
+        let took = sent.elapsed();
+        if status == StatusCode::OK && answered_right(&answer, n, id) {
+            load.ok += 1;
+            load.micros.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        } else {
+            load.errors += 1;
+            if load.first_error.is_none() {
+                load.first_error = Some(format!("{status} {}", String::from_utf8_lossy(&answer)));
+            }
+        }
+    }
+    Ok(load)
+}
+
+/// The flow's output for `{"n": n, "from": "client-<id>"}`.
+fn answered_right(answer: &[u8], n: usize, id: usize) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(answer) else { return false };
+    let doubled = if n > 10 { json!(n * 2) } else { Value::Null };
+    v["n"] == json!(n) && v["doubled"] == doubled && v["from"] == json!(format!("client-{id}"))
+}
