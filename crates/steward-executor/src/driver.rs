@@ -3,8 +3,13 @@
 //! has nothing to do before a later time, at which point the lease is released and the run
 //! holds no task or memory.
 //!
-//! Invariant: events are committed before the work they announce starts, and a step's result
-//! is committed before any step that depends on it is started.
+//! Invariant: events are committed before any work with effects outside the run starts, and
+//! before the driver waits or the run ends. In-place steps (quick transforms, see
+//! [`in_place`]) are the exception: they are pure, so a chain of them runs without a commit
+//! between steps and their events go in with the next commit. If the process dies first they
+//! are evaluated again on recovery, which nothing can tell apart from the first time, since
+//! nothing outside the run saw the first. A chain commits at least every [`MAX_UNCOMMITTED`]
+//! events or [`MAX_UNCOMMITTED_FOR`], so a crash repeats little work.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +22,16 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::catalog::Compiled;
 use crate::context::Contexts;
-use crate::step::{Attempt, at_once, perform};
+use crate::step::{Attempt, at_once, in_place, perform};
 use crate::{Error, Inner, Progress, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
 const SHORT_WAIT_MS: i64 = 200;
+
+/// In-place steps commit at least every this many events...
+const MAX_UNCOMMITTED: usize = 256;
+/// ...and every this long.
+const MAX_UNCOMMITTED_FOR: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub(crate) struct Driver {
     ex: Arc<Inner>,
@@ -38,6 +48,10 @@ pub(crate) struct Driver {
     stop: watch::Receiver<Stop>,
     check_signals: bool,
     draining: bool,
+    /// When the driver last committed (or started).
+    committed_at: std::time::Instant,
+    /// An attempt that ran outside the driver reported, and its outcome is not committed yet.
+    effect_pending: bool,
 }
 
 impl Driver {
@@ -65,6 +79,8 @@ impl Driver {
             stop,
             check_signals: true,
             draining: false,
+            committed_at: std::time::Instant::now(),
+            effect_pending: false,
         })
     }
 
@@ -99,7 +115,9 @@ impl Driver {
             }
             let now = self.now();
             let works = self.decide(now).await?;
-            self.commit().await?;
+            if !self.may_defer_commit(&works) {
+                self.commit().await?;
+            }
             self.abort_cancelled();
             if self.state.is_finished() {
                 return self.finished().await;
@@ -109,7 +127,7 @@ impl Driver {
                 done_at_once |= self.start(w, now);
             }
             if done_at_once {
-                // Their results are committed next, before anything that depends on them.
+                // Their results go in with the next commit, before anything with effects starts.
                 if !self.check_in().await {
                     return Ok(());
                 }
@@ -161,6 +179,18 @@ impl Driver {
         Ok(works)
     }
 
+    /// Whether the pending events may wait for a later commit: only in-place steps start
+    /// next, the run goes on, no outcome of a step with effects waits to be recorded (so that
+    /// a crash repeats as little of it as it can), and the chain has not grown past its bounds.
+    fn may_defer_commit(&self, works: &[Work]) -> bool {
+        !works.is_empty()
+            && !self.effect_pending
+            && !self.state.is_finished()
+            && works.iter().all(|w| in_place(&self.compiled, &w.key).is_some())
+            && self.pending.len() < MAX_UNCOMMITTED
+            && self.committed_at.elapsed() < MAX_UNCOMMITTED_FOR
+    }
+
     async fn commit(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() && self.consumed.is_empty() {
             return Ok(());
@@ -184,6 +214,8 @@ impl Driver {
             now,
         };
         self.ex.store.append(append).await?;
+        self.committed_at = std::time::Instant::now();
+        self.effect_pending = false;
         self.committed_seq += self.pending.len() as u64;
         let entries = std::mem::take(&mut self.pending);
         let _ = self.ex.progress.send(Progress { run_id: self.run.id.clone(), entries: Arc::new(entries) });
@@ -330,6 +362,7 @@ impl Driver {
     fn on_joined(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
         let Ok((key, outcome)) = joined else { return };
         self.handles.remove(&key);
+        self.effect_pending = true;
         self.on_outcome(&key, outcome);
     }
 

@@ -44,15 +44,21 @@ pub async fn perform(a: Attempt, services: Services) -> Outcome {
     }
 }
 
-/// The outcome of an attempt that can be had at once, without a task or a thread: a transform
-/// whose expression and `if` are quick (see [`steward_flow::Expr::is_quick`]). Such steps cost
-/// less to evaluate than a hand-off to another thread. `None` for every other attempt.
-pub fn at_once(a: &Attempt) -> Option<Outcome> {
-    let step = step_of(a).ok()?;
+/// The step of `key` when its attempts can be had at once, without a task or a thread: a
+/// transform whose expression and `if` are quick (see [`steward_flow::Expr::is_quick`]). Such
+/// steps cost less to evaluate than a hand-off to another thread, and they are pure: they
+/// read the run's context and change nothing outside the run.
+pub fn in_place<'a>(compiled: &'a Compiled, key: &str) -> Option<&'a steward_flow::Step> {
+    let step = step_by_key(compiled, key).ok()?;
     let StepKind::Transform(e) = &step.kind else { return None };
-    if !e.0.is_quick() || step.guard.as_ref().is_some_and(|g| !g.0.is_quick()) {
-        return None;
-    }
+    let quick = e.0.is_quick() && step.guard.as_ref().is_none_or(|g| g.0.is_quick());
+    quick.then_some(step)
+}
+
+/// The outcome of an [`in_place`] attempt; `None` for every other attempt.
+pub fn at_once(a: &Attempt) -> Option<Outcome> {
+    let step = in_place(&a.compiled, &a.key)?;
+    let StepKind::Transform(e) = &step.kind else { return None };
     if let Some(guard) = &step.guard {
         match guard.0.eval_in(&a.context) {
             Ok(v) if !truthy(&v) => return Some(Outcome::Skipped),
@@ -64,10 +70,14 @@ pub fn at_once(a: &Attempt) -> Option<Outcome> {
 }
 
 fn step_of(a: &Attempt) -> Result<&steward_flow::Step, StepError> {
-    let id = steward_engine::split_key(&a.key)
+    step_by_key(&a.compiled, &a.key)
+}
+
+fn step_by_key<'a>(compiled: &'a Compiled, key: &str) -> Result<&'a steward_flow::Step, StepError> {
+    let id = steward_engine::split_key(key)
         .and_then(|(_, id)| steward_flow::StepId::parse(id).ok())
-        .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{}`", a.key)))?;
-    a.compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))
+        .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("bad step key `{key}`")))?;
+    compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))
 }
 
 async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {

@@ -380,3 +380,60 @@ async fn graceful_shutdown_commits_in_flight_steps_and_hands_runs_back() {
     assert_eq!(srv.count("slow"), 1, "the committed step did not run again");
     assert_eq!(srv.count("next"), 1);
 }
+
+#[tokio::test]
+async fn in_place_steps_share_a_commit_and_effects_start_only_after_it() {
+    let h = Harness::sqlite().await;
+    let srv = Recorder::start().await;
+    let mut progress = h.executor.subscribe();
+    let yaml = r#"
+name: chain
+inputs: { base: { type: string } }
+steps:
+  - id: a
+    transform: '1'
+  - id: b
+    transform: '.steps.a.output + 1'
+  - id: call
+    http: { url: "${{ .inputs.base }}/hit/chain" }
+  - id: c
+    transform: '.steps.b.output + 1'
+  - id: d
+    if: '.steps.c.output > 2'
+    transform: '.steps.c.output * 2'
+output: '${{ .steps.d.output }}'
+"#;
+    let run = h.run(yaml, json!({"base": srv.base})).await;
+    assert_eq!(succeeded(&run), &json!(6));
+    assert_eq!(srv.count("chain"), 1);
+    // Each commit as the (kind, key) of its entries.
+    let mut commits: Vec<Vec<(String, String)>> = Vec::new();
+    while let Ok(p) = progress.try_recv() {
+        if p.run_id == run.id {
+            let entries =
+                p.entries.iter().map(|e| (e.event.kind().to_owned(), e.event.key().unwrap_or("").to_owned()));
+            commits.push(entries.collect());
+        }
+    }
+    let commit_of = |kind: &str, key: &str| {
+        commits
+            .iter()
+            .position(|c| c.iter().any(|(k, s)| k == kind && s == key))
+            .unwrap_or_else(|| panic!("no {kind} {key} in {commits:?}"))
+    };
+    let started_call = commit_of("step_started", "call");
+    assert_eq!(
+        commit_of("step_succeeded", "a"),
+        started_call,
+        "a, b and the start of call share one commit: {commits:?}"
+    );
+    assert_eq!(commit_of("step_succeeded", "b"), started_call);
+    // The outcome of a step with effects is recorded before anything else runs.
+    let call_done = commit_of("step_succeeded", "call");
+    assert_eq!(commit_of("step_started", "c"), call_done, "{commits:?}");
+    assert!(!commits[call_done].iter().any(|(k, s)| k == "step_succeeded" && s == "c"), "{commits:?}");
+    let finished = commit_of("run_finished", "");
+    assert_eq!(commit_of("step_succeeded", "c"), finished, "c, d and the end share one commit: {commits:?}");
+    assert_eq!(commit_of("step_succeeded", "d"), finished);
+    assert_eq!(commits.len(), 3, "three commits after the run was queued: {commits:?}");
+}
