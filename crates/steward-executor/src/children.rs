@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use steward_engine::{Engine, ErrorKind, RunState, StepError, Timestamp};
+use steward_engine::{Engine, ErrorKind, Event, RunState, StepError, Timestamp};
 use steward_store::{FlowVersion, NewRun, Store};
 
 use crate::Error;
@@ -54,6 +54,22 @@ impl ChildStarter {
         trigger: Option<Value>,
         now: Timestamp,
     ) -> Result<String, Error> {
+        let (run, events) = self.prepare(version, inputs, id, parent, trigger, now).await?;
+        let id = run.id.clone();
+        self.store.create_run(run, &events).await?;
+        Ok(id)
+    }
+
+    /// A new run and its first events, checked but not stored.
+    pub(crate) async fn prepare(
+        &self,
+        version: &FlowVersion,
+        inputs: Value,
+        id: String,
+        parent: Option<(String, String)>,
+        trigger: Option<Value>,
+        now: Timestamp,
+    ) -> Result<(NewRun, Vec<Event>), Error> {
         let compiled = self.compiled(&version.workspace, &version.id).await?;
         let inputs = compiled.flow.bind_inputs(&inputs).map_err(Error::Invalid)?;
         check_vars(&compiled, &inputs)?;
@@ -61,7 +77,7 @@ impl ChildStarter {
         let events =
             Engine::new(&compiled.plan).start_triggered(&mut state, &id, inputs.clone(), trigger, now);
         let run = NewRun {
-            id: id.clone(),
+            id,
             workspace: version.workspace.clone(),
             flow_version_id: version.id.clone(),
             inputs,
@@ -69,9 +85,9 @@ impl ChildStarter {
             concurrency_key: version.concurrency.map(|_| version.flow_id.clone()),
             concurrency_limit: version.concurrency,
             now,
+            leased_to: None,
         };
-        self.store.create_run(run, &events).await?;
-        Ok(id)
+        Ok((run, events))
     }
 
     /// Starts the child run of a `flow` step. The child's id is derived from the parent run,

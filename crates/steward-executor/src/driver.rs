@@ -60,9 +60,13 @@ impl Driver {
         run: RunRecord,
         poke: Arc<Notify>,
         stop: watch::Receiver<Stop>,
+        journal: Option<Vec<Entry>>,
     ) -> Result<Self, Error> {
         let compiled = ex.starter.compiled(&run.workspace, &run.flow_version_id).await?;
-        let journal = ex.store.journal(&run.id).await?;
+        let journal = match journal {
+            Some(j) => j,
+            None => ex.store.journal(&run.id).await?,
+        };
         let state = RunState::replay(&compiled.plan, &journal);
         Ok(Self {
             committed_seq: state.last_seq,

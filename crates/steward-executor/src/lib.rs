@@ -2,6 +2,11 @@
 //! steps, commits results, renews leases with heartbeats, and hands runs back when they have
 //! nothing to do until later.
 //!
+//! A run started through a running executor that has room (and whose flow has no concurrency
+//! limit) is created under this executor's lease and driven here at once: no claim, no
+//! wake-up, no journal read. If the process dies first, the lease runs out and any executor
+//! takes the run over, as with a claimed run.
+//!
 //! Shape: [`ExecutorOptions`] → [`Executor::new`] → [`Executor::run`] with a shutdown signal;
 //! the [`Executor`] value is a cheap handle that also starts runs, sends signals and streams
 //! progress.
@@ -16,14 +21,15 @@ mod step;
 mod validate;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use steward_engine::Entry;
 use steward_steps::code::SandboxLimits;
-use steward_store::{FlowVersion, Signal, Store};
-use tokio::sync::{Notify, broadcast, watch};
+use steward_store::{FlowVersion, RunRecord, Signal, Store};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use catalog::Compiled;
@@ -97,6 +103,25 @@ struct Active {
     stop: watch::Sender<Stop>,
 }
 
+/// A run created under this executor's lease, on its way to the loop that drives it.
+struct Handoff {
+    run: RunRecord,
+    journal: Vec<Entry>,
+    poke: Arc<Notify>,
+    stop: watch::Receiver<Stop>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimed {
+    /// As many runs as it asked for: more may be due right away.
+    More,
+    /// Fewer: nothing else is due until news arrives.
+    AllDue,
+    /// No room to take any run.
+    NoRoom,
+}
+
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
     opts: ExecutorOptions,
@@ -105,6 +130,10 @@ pub(crate) struct Inner {
     starter: ChildStarter,
     progress: broadcast::Sender<Progress>,
     active: Mutex<HashMap<String, Active>>,
+    handoff: mpsc::UnboundedSender<Handoff>,
+    handoffs: Mutex<Option<mpsc::UnboundedReceiver<Handoff>>>,
+    /// True while [`Executor::run`] claims work: runs started here may be driven here.
+    accepting: AtomicBool,
 }
 
 /// A handle to the executor; cheap to clone.
@@ -133,8 +162,19 @@ impl Executor {
         let starter = ChildStarter { store: store.clone(), catalog: Arc::new(catalog::Catalog::default()) };
         let services = Services { http, code_limits: opts.code_limits.clone(), children: starter.clone() };
         let (progress, _) = broadcast::channel(4096);
-        let inner =
-            Inner { store, opts, clock, services, starter, progress, active: Mutex::new(HashMap::new()) };
+        let (handoff, handoffs) = mpsc::unbounded_channel();
+        let inner = Inner {
+            store,
+            opts,
+            clock,
+            services,
+            starter,
+            progress,
+            active: Mutex::new(HashMap::new()),
+            handoff,
+            handoffs: Mutex::new(Some(handoffs)),
+            accepting: AtomicBool::new(false),
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -151,14 +191,16 @@ impl Executor {
         self.inner.progress.subscribe()
     }
 
-    /// Queues a new run of a stored version; inputs are checked against the flow first.
+    /// Starts a new run of a stored version; inputs are checked against the flow first. The
+    /// run is driven here at once when this executor runs and has room, else queued.
     pub async fn start_run(&self, version: &FlowVersion, inputs: Value) -> Result<String, Error> {
         let id = uuid::Uuid::now_v7().to_string();
-        self.inner.starter.start(version, inputs, id, None, self.now()).await
+        self.start(version, inputs, id, None).await
     }
 
-    /// Queues a run a trigger started, under a caller-chosen id: a second start with the same
-    /// id fails with a store `Conflict` and starts nothing (idempotent deliveries).
+    /// Starts a run a trigger started, like [`Executor::start_run`], under a caller-chosen id:
+    /// a second start with the same id fails with a store `Conflict` and starts nothing
+    /// (idempotent deliveries).
     pub async fn start_triggered(
         &self,
         version: &FlowVersion,
@@ -166,7 +208,55 @@ impl Executor {
         id: String,
         trigger: Value,
     ) -> Result<String, Error> {
-        self.inner.starter.start_triggered(version, inputs, id, None, Some(trigger), self.now()).await
+        self.start(version, inputs, id, Some(trigger)).await
+    }
+
+    async fn start(
+        &self,
+        version: &FlowVersion,
+        inputs: Value,
+        id: String,
+        trigger: Option<Value>,
+    ) -> Result<String, Error> {
+        let now = self.now();
+        let (mut run, events) = self.inner.starter.prepare(version, inputs, id, None, trigger, now).await?;
+        let id = run.id.clone();
+        let slot = if run.concurrency_key.is_none() { self.inner.reserve(&id) } else { None };
+        let Some((poke, stop)) = slot else {
+            self.inner.store.create_run(run, &events).await?;
+            return Ok(id);
+        };
+        let owner = self.inner.opts.owner.clone();
+        let until = now.plus_millis(self.inner.opts.lease.as_millis() as u64);
+        run.leased_to = Some((owner.clone(), until));
+        if let Err(e) = self.inner.store.create_run(run, &events).await {
+            self.inner.unreserve(&id);
+            return Err(e.into());
+        }
+        let record = RunRecord {
+            id: id.clone(),
+            workspace: version.workspace.clone(),
+            flow_version_id: version.id.clone(),
+            flow_name: version.name.clone(),
+            status: steward_engine::RunStatus::Running,
+            output: None,
+            error: None,
+            parent_run_id: None,
+            parent_step_key: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            wake_at: Some(now),
+            lease_owner: Some(owner.clone()),
+            lease_expires_at: Some(until),
+        };
+        let journal = steward_store::first_entries(&events, now);
+        if self.inner.handoff.send(Handoff { run: record, journal, poke, stop }).is_err() {
+            // The loop stopped meanwhile: hand the run to whoever claims next.
+            self.inner.unreserve(&id);
+            self.inner.store.release(&id, &owner, Some(now)).await?;
+        }
+        Ok(id)
     }
 
     /// Sends a signal to a run (cancel, approval decision) and wakes its driver if it is here.
@@ -182,65 +272,104 @@ impl Executor {
     /// Claims and drives runs until `shutdown` turns true, then drains: no new steps start,
     /// in-flight steps are committed (up to the drain time) and runs are handed back.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let taken = self.inner.handoffs.lock().ok().and_then(|mut h| h.take());
+        let mut handoffs = Handoffs(taken);
+        // Also reset when this future is dropped midway (the task aborted).
+        let _accepting = Accepting::start(&self.inner.accepting, handoffs.0.is_some());
         let mut drivers = JoinSet::new();
         let mut heartbeat = tokio::time::interval(self.inner.opts.lease / 3);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            if *shutdown.borrow() {
-                break;
+        let result = async {
+            while !*shutdown.borrow() {
+                let claimed = self.claim(&mut drivers).await?;
+                while drivers.try_join_next().is_some() {}
+                if claimed == Claimed::More {
+                    continue;
+                }
+                let deadline = tokio::time::Instant::now() + self.sleep_time().await?;
+                loop {
+                    let sleep = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    tokio::select! {
+                        _ = self.inner.store.wait(sleep.as_millis() as u64) => {
+                            self.poke_all();
+                            break;
+                        }
+                        Some(h) = handoffs.recv() => self.spawn_driver(&mut drivers, h.run, h.poke, h.stop, Some(h.journal)),
+                        // A finished run makes room for runs that were left queued.
+                        Some(_) = drivers.join_next() => if claimed == Claimed::NoRoom { break },
+                        _ = heartbeat.tick() => self.heartbeat().await?,
+                        _ = shutdown.changed() => break,
+                    }
+                }
             }
-            let full = self.claim(&mut drivers).await?;
-            while drivers.try_join_next().is_some() {}
-            if full {
-                continue;
-            }
-            let sleep = self.sleep_time().await?;
-            tokio::select! {
-                _ = self.inner.store.wait(sleep.as_millis() as u64) => self.poke_all(),
-                Some(_) = drivers.join_next() => {}
-                _ = heartbeat.tick() => self.heartbeat().await?,
-                _ = shutdown.changed() => {}
-            }
+            Ok(())
         }
+        .await;
+        self.inner.accepting.store(false, Ordering::SeqCst);
+        self.hand_back(handoffs).await;
         self.drain(drivers).await;
-        Ok(())
+        result
     }
 
-    /// Claims due runs and starts their drivers. Returns whether the claim got as many runs as
-    /// it asked for, so more may be due right away; otherwise the next look waits for a
-    /// wake-up or the next due time (work arriving meanwhile wakes it).
-    async fn claim(&self, drivers: &mut JoinSet<()>) -> Result<bool, Error> {
+    /// Claims due runs and starts their drivers.
+    async fn claim(&self, drivers: &mut JoinSet<()>) -> Result<Claimed, Error> {
         let free = self.inner.opts.max_runs.saturating_sub(self.active_count());
         if free == 0 {
-            return Ok(false);
+            return Ok(Claimed::NoRoom);
         }
         let now = self.now();
         let lease_ms = self.inner.opts.lease.as_millis() as u64;
         let limit = free.min(64);
         let runs = self.inner.store.claim(&self.inner.opts.owner, now, lease_ms, limit).await?;
-        let full = runs.len() == limit;
+        let claimed = if runs.len() == limit { Claimed::More } else { Claimed::AllDue };
         for run in runs {
             let poke = Arc::new(Notify::new());
             let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-            let id = run.id.clone();
             if let Ok(mut active) = self.inner.active.lock() {
-                active.insert(id.clone(), Active { poke: poke.clone(), stop: stop_tx });
+                active.insert(run.id.clone(), Active { poke: poke.clone(), stop: stop_tx });
             }
-            let inner = self.inner.clone();
-            drivers.spawn(async move {
-                let result = match driver::Driver::new(inner.clone(), run, poke, stop_rx).await {
-                    Ok(d) => d.drive().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = result {
-                    tracing::warn!(run_id = %id, error = %e, "run driver stopped with an error; the run is retried when its lease expires");
-                }
-                if let Ok(mut active) = inner.active.lock() {
-                    active.remove(&id);
-                }
-            });
+            self.spawn_driver(drivers, run, poke, stop_rx, None);
         }
-        Ok(full)
+        Ok(claimed)
+    }
+
+    /// Drives `run` (registered in `active`) until it finishes or is handed back. `journal`
+    /// is the run's whole journal when the caller knows it.
+    fn spawn_driver(
+        &self,
+        drivers: &mut JoinSet<()>,
+        run: RunRecord,
+        poke: Arc<Notify>,
+        stop: watch::Receiver<Stop>,
+        journal: Option<Vec<Entry>>,
+    ) {
+        let inner = self.inner.clone();
+        drivers.spawn(async move {
+            let id = run.id.clone();
+            let result = match driver::Driver::new(inner.clone(), run, poke, stop, journal).await {
+                Ok(d) => d.drive().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(run_id = %id, error = %e, "run driver stopped with an error; the run is retried when its lease expires");
+            }
+            inner.unreserve(&id);
+        });
+    }
+
+    /// Runs created for this loop that it will not drive: released, due now, for any
+    /// executor to claim.
+    async fn hand_back(&self, mut handoffs: Handoffs) {
+        let Some(rx) = &mut handoffs.0 else { return };
+        rx.close();
+        while let Ok(h) = rx.try_recv() {
+            self.inner.unreserve(&h.run.id);
+            if let Err(e) =
+                self.inner.store.release(&h.run.id, &self.inner.opts.owner, Some(self.now())).await
+            {
+                tracing::warn!(run_id = %h.run.id, error = %e, "cannot hand back a run; it is taken over when its lease expires");
+            }
+        }
     }
 
     fn active_count(&self) -> usize {
@@ -308,7 +437,56 @@ impl Executor {
     }
 }
 
+/// Marks the loop as taking hand-offs until dropped.
+struct Accepting<'a>(&'a AtomicBool);
+
+impl<'a> Accepting<'a> {
+    fn start(flag: &'a AtomicBool, on: bool) -> Self {
+        flag.store(on, Ordering::SeqCst);
+        Accepting(flag)
+    }
+}
+
+impl Drop for Accepting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The receiving end of hand-offs, when this loop holds it.
+struct Handoffs(Option<mpsc::UnboundedReceiver<Handoff>>);
+
+impl Handoffs {
+    async fn recv(&mut self) -> Option<Handoff> {
+        match &mut self.0 {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl Inner {
+    /// A place among the active runs for `id`, if the loop runs and has room.
+    fn reserve(&self, id: &str) -> Option<(Arc<Notify>, watch::Receiver<Stop>)> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut active = self.active.lock().ok()?;
+        if active.len() >= self.opts.max_runs {
+            return None;
+        }
+        let poke = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+        active.insert(id.to_owned(), Active { poke: poke.clone(), stop: stop_tx });
+        Some((poke, stop_rx))
+    }
+
+    fn unreserve(&self, id: &str) {
+        if let Ok(mut active) = self.active.lock() {
+            active.remove(id);
+        }
+    }
+
     pub(crate) async fn signal_local(
         &self,
         workspace: &str,

@@ -437,3 +437,53 @@ output: '${{ .steps.d.output }}'
     assert_eq!(commit_of("step_succeeded", "d"), finished);
     assert_eq!(commits.len(), 3, "three commits after the run was queued: {commits:?}");
 }
+
+#[tokio::test]
+async fn a_run_started_here_is_driven_here_at_once_and_queued_when_there_is_no_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = steward_store_sql::open(&dir.path().join("s.db").to_string_lossy()).await.unwrap();
+    let opts = steward_executor::ExecutorOptions { max_runs: 1, ..common::options("exec-here") };
+    let h = Harness::start(store, opts, Some(dir));
+    let srv = Recorder::start().await;
+    srv.delay("slow", Duration::from_millis(400));
+    let yaml = "name: slow\ninputs: { base: {} }\nsteps:\n  - id: call\n    http: { url: '${{ .inputs.base }}/hit/slow' }\n";
+    let version = h.apply(yaml).await;
+    // The loop has started once it answers: wait for it to take hand-offs.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = h.executor.start_run(&version, json!({"base": srv.base})).await.unwrap();
+    let rec = h.get(&first).await;
+    assert_eq!(
+        (rec.status, rec.lease_owner.as_deref()),
+        (RunStatus::Running, Some("exec-here")),
+        "created running under this executor's lease"
+    );
+    let second = h.executor.start_run(&version, json!({"base": srv.base})).await.unwrap();
+    let rec = h.get(&second).await;
+    assert_eq!((rec.status, rec.lease_owner), (RunStatus::Queued, None), "no room: queued for a claim");
+    for id in [&first, &second] {
+        assert_eq!(h.finished(id, SECS).await.status, RunStatus::Succeeded);
+    }
+    assert_eq!(srv.count("slow"), 2);
+}
+
+#[tokio::test]
+async fn a_run_started_here_whose_executor_dies_is_taken_over_when_the_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db").to_string_lossy().into_owned();
+    let store = steward_store_sql::open(&path).await.unwrap();
+    let mut h = Harness::start(store.clone(), common::options("exec-dies"), Some(dir));
+    let srv = Recorder::start().await;
+    srv.hang_once("hang");
+    let yaml = "name: hang\ninputs: { base: {} }\nsteps:\n  - id: call\n    http: { url: '${{ .inputs.base }}/hit/hang' }\noutput: '${{ .steps.call.output.status }}'\n";
+    let version = h.apply(yaml).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = h.executor.start_run(&version, json!({"base": srv.base})).await.unwrap();
+    srv.wait_for("hang", 1, SECS).await;
+    h.crash();
+    let other = Harness::start(store, common::options("exec-b"), None);
+    let started = Instant::now();
+    let run = other.finished(&id, SECS).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert!(started.elapsed() >= Duration::from_millis(1500), "taken over only after the 2 s lease");
+    assert_eq!(srv.count("hang"), 2, "the interrupted call ran again");
+}

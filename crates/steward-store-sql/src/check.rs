@@ -23,6 +23,8 @@ pub(crate) struct RunInsert {
     pub(crate) key: Option<String>,
     pub(crate) limit: Option<i64>,
     pub(crate) now: i64,
+    pub(crate) lease_owner: Option<String>,
+    pub(crate) lease_until: Option<i64>,
 }
 
 pub(crate) fn run_insert(run: &NewRun) -> Result<RunInsert> {
@@ -37,6 +39,8 @@ pub(crate) fn run_insert(run: &NewRun) -> Result<RunInsert> {
         key: run.concurrency_key.clone(),
         limit: run.concurrency_limit.map(i64::from),
         now: run.now.0,
+        lease_owner: run.leased_to.as_ref().map(|(owner, _)| owner.clone()),
+        lease_until: run.leased_to.as_ref().map(|(_, until)| until.0),
     })
 }
 
@@ -58,12 +62,14 @@ impl RunInsert {
             .bind(self.key)
             .bind(self.limit)
             .bind(self.now)
+            .bind(self.lease_owner)
+            .bind(self.lease_until)
     }
 }
 
 /// A new run's journal: `events` numbered from 1, recorded at `now`.
 pub(crate) fn first_entries(events: &[Event], now: Timestamp) -> Vec<Entry> {
-    (1..).zip(events).map(|(seq, event)| Entry { seq, at: now, event: event.clone() }).collect()
+    steward_store::first_entries(events, now)
 }
 
 pub(crate) fn lease(lease_ms: u64) -> Result<()> {

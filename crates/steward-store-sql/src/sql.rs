@@ -89,8 +89,9 @@ pub(crate) const SET_FLOW_DELETED: &str =
 /// Inserts a run of a version of the same workspace; inserts nothing when there is none.
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs (id, workspace_id, flow_version_id, flow_name, status, \
      inputs, parent_run_id, parent_step_key, concurrency_key, concurrency_limit, created_at, \
-     updated_at, wake_at) \
-     SELECT $1, $2, v.id, f.name, 'queued', $4, $5, $6, $7, $8, $9, $9, $9 \
+     updated_at, wake_at, lease_owner, lease_expires_at) \
+     SELECT $1, $2, v.id, f.name, CASE WHEN $10 IS NULL THEN 'queued' ELSE 'running' END, \
+     $4, $5, $6, $7, $8, $9, $9, $9, $10, $11 \
      FROM flow_versions v JOIN flows f ON f.id = v.flow_id \
      WHERE v.id = $3 AND v.workspace_id = $2";
 

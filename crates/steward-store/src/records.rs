@@ -58,6 +58,17 @@ pub struct NewRun {
     pub concurrency_key: Option<String>,
     pub concurrency_limit: Option<u32>,
     pub now: Timestamp,
+    /// Set when the executor creating the run drives it itself: the run starts `running`
+    /// under this lease (owner, expiry) instead of `queued`, so no other executor claims it.
+    pub leased_to: Option<(String, Timestamp)>,
+}
+
+/// A new run's journal: `events` numbered from 1, recorded at `now`.
+pub fn first_entries(events: &[steward_engine::Event], now: Timestamp) -> Vec<steward_engine::Entry> {
+    (1..)
+        .zip(events)
+        .map(|(seq, event)| steward_engine::Entry { seq, at: now, event: event.clone() })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -29,9 +29,13 @@ macro_rules! run_store {
             #[async_trait]
             impl RunStore for Store {
                 async fn create_run(&self, run: NewRun, events: &[Event]) -> Result<()> {
+                    // A run created under a lease is its creator's: nobody needs waking.
+                    let queued = run.leased_to.is_none();
                     if let Some(writer) = self.run_writer() {
                         writer.create_run(&run, events).await?;
-                        self.wake_here();
+                        if queued {
+                            self.wake_here();
+                        }
                         return Ok(());
                     }
                     let mut tx = self.write().await?;
@@ -46,9 +50,13 @@ macro_rules! run_store {
                     }
                     let entries = check::first_entries(events, run.now);
                     insert_entries(&mut tx, &run.id, &entries).await?;
-                    Store::notify(&mut tx).await?;
+                    if queued {
+                        Store::notify(&mut tx).await?;
+                    }
                     tx.commit().await.map_err(db)?;
-                    self.wake_here();
+                    if queued {
+                        self.wake_here();
+                    }
                     Ok(())
                 }
 

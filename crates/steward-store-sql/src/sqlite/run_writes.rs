@@ -65,7 +65,7 @@ impl Writer {
         let entries = event_rows(&check::first_entries(events, run.now))?;
         self.run(move |conn| {
             let i = &insert;
-            let params: [&dyn ToSql; 9] = [
+            let params: [&dyn ToSql; 11] = [
                 &i.id,
                 &i.workspace,
                 &i.version,
@@ -75,6 +75,8 @@ impl Writer {
                 &i.key,
                 &i.limit,
                 &i.now,
+                &i.lease_owner,
+                &i.lease_until,
             ];
             if execute(conn, sql::INSERT_RUN, &params)? == 0 {
                 return Err(Error::NotFound(format!("flow version {}", i.version)));

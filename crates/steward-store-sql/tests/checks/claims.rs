@@ -6,7 +6,7 @@ use std::sync::Arc;
 use steward_engine::RunStatus;
 use steward_store::{Error, QueueDepth, RunUpdate};
 
-use crate::support::{T0, TestDb, WS, append, at, create, finish, ids, save};
+use crate::support::{T0, TestDb, WS, append, at, create, finish, ids, new_run, save, started};
 
 pub async fn claim_respects_wake_at_leases_limit_and_order(db: &TestDb) {
     let s = &*db.store;
@@ -39,6 +39,22 @@ pub async fn expired_lease_is_claimable_by_another_owner(db: &TestDb) {
     let stale = s.append(append(&r, "a", 1, &[], RunUpdate::default(), T0 + 101)).await;
     assert!(matches!(stale, Err(Error::Conflict(_))), "old owner: {stale:?}");
     assert_eq!(s.heartbeat("a", std::slice::from_ref(&r), at(T0 + 1000)).await.unwrap(), [r]);
+}
+
+pub async fn a_run_created_under_a_lease_is_its_creators_until_the_lease_expires(db: &TestDb) {
+    let s = &*db.store;
+    let v = save(s, WS, "a", "d1", T0).await;
+    let mut run = new_run(&v, T0);
+    run.leased_to = Some(("a".to_owned(), at(T0 + 100)));
+    s.create_run(run.clone(), &[started(&run)]).await.unwrap();
+    let rec = s.run(WS, &run.id).await.unwrap();
+    assert_eq!((rec.status, rec.lease_owner.as_deref()), (RunStatus::Running, Some("a")));
+    assert_eq!(rec.lease_expires_at, Some(at(T0 + 100)));
+    assert!(s.claim("b", at(T0 + 99), 100, 5).await.unwrap().is_empty(), "leased to its creator");
+    let ok = s.append(append(&run.id, "a", 1, &[], RunUpdate::default(), T0 + 1)).await;
+    assert!(ok.is_ok(), "the creator may append: {ok:?}");
+    // A creator that died: the run is taken over once the lease runs out.
+    assert_eq!(ids(&s.claim("b", at(T0 + 100), 100, 5).await.unwrap()), [run.id.as_str()]);
 }
 
 pub async fn concurrent_claims_never_overlap(db: &TestDb) {

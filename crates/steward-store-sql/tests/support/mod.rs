@@ -118,6 +118,7 @@ pub fn new_run(version: &FlowVersion, now: i64) -> NewRun {
         concurrency_key: None,
         concurrency_limit: None,
         now: at(now),
+        leased_to: None,
     }
 }
 
