@@ -1,6 +1,8 @@
 //! The executor end to end on a real SQLite file (and the same checks on PostgreSQL where the
 //! behaviour depends on the store), against a real HTTP server on loopback.
 
+#![expect(clippy::unwrap_used, reason = "tests")]
+
 mod common;
 
 use std::time::{Duration, Instant};
