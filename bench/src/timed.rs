@@ -122,6 +122,14 @@ impl FlowStore for Timed {
         self.time("latest_version", self.inner.latest_version(workspace, name)).await
     }
 
+    async fn startable(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Option<(FlowVersion, Option<Timestamp>)>> {
+        self.time("startable", self.inner.startable(workspace, name)).await
+    }
+
     async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>> {
         self.time("list_flows", self.inner.list_flows(workspace, deleted)).await
     }

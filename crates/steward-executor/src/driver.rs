@@ -23,7 +23,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::catalog::Compiled;
 use crate::context::Contexts;
 use crate::step::{Attempt, at_once, in_place, perform};
-use crate::{Error, Inner, Progress, Stop, retention};
+use crate::{Error, Inner, Progress, RunEnd, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
 const SHORT_WAIT_MS: i64 = 200;
@@ -218,6 +218,10 @@ impl Driver {
             now,
         };
         self.ex.store.append(append).await?;
+        if let Some(status) = self.state.finished {
+            let end = RunEnd { status, output: self.state.output.clone(), error: self.state.error.clone() };
+            self.ex.ends.ended(&self.run.id, &end);
+        }
         self.committed_at = std::time::Instant::now();
         self.effect_pending = false;
         self.committed_seq += self.pending.len() as u64;

@@ -16,6 +16,7 @@ mod children;
 mod clock;
 mod context;
 mod driver;
+mod ends;
 mod retention;
 mod step;
 mod validate;
@@ -34,6 +35,7 @@ use tokio::task::JoinSet;
 
 pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
+pub use ends::{EndWatch, RunEnd};
 pub use retention::summary;
 pub use step::{DEFAULT_TIMEOUT, idempotency_key};
 pub use validate::{called_flows, new_version, validate};
@@ -134,6 +136,7 @@ pub(crate) struct Inner {
     handoffs: Mutex<Option<mpsc::UnboundedReceiver<Handoff>>>,
     /// True while [`Executor::run`] claims work: runs started here may be driven here.
     accepting: AtomicBool,
+    ends: Arc<ends::Ends>,
 }
 
 /// A handle to the executor; cheap to clone.
@@ -174,6 +177,7 @@ impl Executor {
             handoff,
             handoffs: Mutex::new(Some(handoffs)),
             accepting: AtomicBool::new(false),
+            ends: Arc::default(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -189,6 +193,13 @@ impl Executor {
     /// Journal entries as runs commit them.
     pub fn subscribe(&self) -> broadcast::Receiver<Progress> {
         self.inner.progress.subscribe()
+    }
+
+    /// Hears when a driver of this executor commits the end of `run_id`. Watch before
+    /// starting the run so that a quick end is not missed; runs that other processes drive
+    /// are not heard of here.
+    pub fn watch_end(&self, run_id: &str) -> EndWatch {
+        self.inner.ends.watch(run_id)
     }
 
     /// Starts a new run of a stored version; inputs are checked against the flow first. The

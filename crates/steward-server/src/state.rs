@@ -134,15 +134,12 @@ impl AppState {
         name: &str,
     ) -> ApiResult<steward_store::FlowVersion> {
         let missing = || ApiError::not_found(&format!("flow {name}"));
-        let flow = self.store().flow(workspace, name).await?;
-        if flow.deleted_at.is_some() {
-            return Err(missing());
-        }
-        if flow.disabled_at.is_some() {
+        let (version, disabled_at) = self.store().startable(workspace, name).await?.ok_or_else(missing)?;
+        if disabled_at.is_some() {
             let message = format!("flow {name} is disabled");
             return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "flow_disabled", message));
         }
-        self.store().latest_version(workspace, name).await?.ok_or_else(missing)
+        Ok(version)
     }
 
     /// Audits an action `access`'s caller took in its workspace on `object` (type, id).

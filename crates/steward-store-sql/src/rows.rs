@@ -57,6 +57,11 @@ pub(crate) fn flow_version(row: &impl RowExt) -> Result<FlowVersion> {
     })
 }
 
+/// A row of [`crate::sql::STARTABLE`].
+pub(crate) fn startable(row: &impl RowExt) -> Result<(FlowVersion, Option<Timestamp>)> {
+    Ok((flow_version(row)?, row.opt_int("disabled_at")?.map(Timestamp)))
+}
+
 pub(crate) fn flow_summary(row: &impl RowExt) -> Result<FlowSummary> {
     Ok(FlowSummary {
         id: row.text("id")?,

@@ -23,9 +23,15 @@ macro_rules! run_cols {
 
 macro_rules! version_select {
     () => {
-        "SELECT v.id, v.workspace_id, v.flow_id, f.name, v.version, v.file_name, v.source, \
-         v.digest, v.concurrency, v.created_at \
-         FROM flow_versions v JOIN flows f ON f.id = v.flow_id "
+        version_select!("")
+    };
+    ($extra:literal) => {
+        concat!(
+            "SELECT v.id, v.workspace_id, v.flow_id, f.name, v.version, v.file_name, v.source, \
+             v.digest, v.concurrency, v.created_at",
+            $extra,
+            " FROM flow_versions v JOIN flows f ON f.id = v.flow_id "
+        )
     };
 }
 
@@ -48,11 +54,20 @@ pub(crate) const TOUCH_FLOW: &str = "UPDATE flows SET updated_at = $2 WHERE id =
 
 pub(crate) const VERSION: &str = concat!(version_select!(), "WHERE v.workspace_id = $1 AND v.id = $2");
 
-pub(crate) const LATEST_VERSION: &str = concat!(
-    version_select!(),
-    "WHERE f.workspace_id = $1 AND f.name = $2 AND f.deleted_at IS NULL \
-     ORDER BY v.version DESC LIMIT 1"
-);
+macro_rules! latest_version {
+    ($extra:literal) => {
+        concat!(
+            version_select!($extra),
+            "WHERE f.workspace_id = $1 AND f.name = $2 AND f.deleted_at IS NULL \
+             ORDER BY v.version DESC LIMIT 1"
+        )
+    };
+}
+
+pub(crate) const LATEST_VERSION: &str = latest_version!("");
+
+/// [`LATEST_VERSION`] and the flow's `disabled_at`.
+pub(crate) const STARTABLE: &str = latest_version!(", f.disabled_at");
 
 macro_rules! flow_summary_select {
     () => {

@@ -51,6 +51,14 @@ pub trait FlowStore: Send + Sync {
     /// The newest version of a flow that is not deleted.
     async fn latest_version(&self, workspace: &str, name: &str) -> Result<Option<FlowVersion>>;
 
+    /// What starting a run of `name` needs, in one read: the newest version of the flow if it
+    /// is not deleted, and when the flow was disabled if it is.
+    async fn startable(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Option<(FlowVersion, Option<Timestamp>)>>;
+
     /// The workspace's flows; deleted ones too when `deleted` is set.
     async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>>;
 

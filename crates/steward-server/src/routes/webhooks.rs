@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use steward_auth::Permission;
 use steward_auth::token::{self, Kind, Token};
-use steward_store::{RunRecord, Webhook};
+use steward_engine::RunStatus;
+use steward_executor::EndWatch;
+use steward_store::Webhook;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -233,17 +235,19 @@ async fn deliver(
         "query": query(parts.uri.query()),
         "headers": visible_headers(&parts.headers),
     });
+    // Watch before starting: a run driven here can end before `start` returns.
+    let mut end = (hook.mode == "sync").then(|| state.executor().watch_end(&run_id));
     let duplicate = start(&state, &hook, run_id.clone(), trigger).await?;
-    if hook.mode != "sync" {
+    let Some(end) = &mut end else {
         let status = if duplicate { "duplicate" } else { "queued" };
         let body = Delivered { run_id, status: status.into(), duplicate };
         return Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response());
-    }
+    };
     // Answer before the server's request time limit cuts the response off.
     let budget = state.config().request_timeout.saturating_sub(Duration::from_secs(1));
     let limit = Duration::from_millis(hook.sync_timeout_ms).min(budget);
-    let waited = wait_finished(&state, &hook.workspace_id, &run_id, limit).await?;
-    Ok(sync_response(waited, run_id, duplicate))
+    let (status, output) = wait_finished(&state, &hook.workspace_id, &run_id, limit, end, duplicate).await?;
+    Ok(sync_response(status, output, run_id, duplicate))
 }
 
 /// Queues the run; `Ok(true)` when a run with this id exists already (a redelivery).
@@ -263,52 +267,42 @@ async fn start(state: &AppState, hook: &Webhook, run_id: String, trigger: Value)
     }
 }
 
-fn sync_response(run: Option<RunRecord>, run_id: String, duplicate: bool) -> Response {
-    match run {
-        Some(r) if r.status == steward_engine::RunStatus::Succeeded => {
-            (StatusCode::OK, axum::Json(r.output.unwrap_or(Value::Null))).into_response()
-        }
-        Some(r) if r.status.is_finished() => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "run_failed",
-            format!("run {} ended {}", r.id, r.status.as_str()),
-        )
-        .into_response(),
-        other => {
-            let status = other.map_or("queued".to_owned(), |r| r.status.as_str().to_owned());
-            (StatusCode::ACCEPTED, axum::Json(Delivered { run_id, status, duplicate })).into_response()
-        }
+fn sync_response(status: RunStatus, output: Option<Value>, run_id: String, duplicate: bool) -> Response {
+    if status == RunStatus::Succeeded {
+        return (StatusCode::OK, axum::Json(output.unwrap_or(Value::Null))).into_response();
     }
+    if status.is_finished() {
+        let message = format!("run {run_id} ended {}", status.as_str());
+        return ApiError::new(StatusCode::BAD_GATEWAY, "run_failed", message).into_response();
+    }
+    let body = Delivered { run_id, status: status.as_str().to_owned(), duplicate };
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
 }
 
-/// The run once it has finished, or as it is when `limit` runs out.
+/// The run's status and output once it has finished, or as they are when `limit` runs out.
+/// A run this process drives is heard of as it ends; others are re-read every 250 ms.
 async fn wait_finished(
     state: &AppState,
     workspace: &str,
     run_id: &str,
     limit: Duration,
-) -> ApiResult<Option<RunRecord>> {
-    let mut progress = state.executor().subscribe();
+    end: &mut EndWatch,
+    look_first: bool,
+) -> ApiResult<(RunStatus, Option<Value>)> {
     let deadline = tokio::time::Instant::now() + limit;
+    let mut look = look_first;
     loop {
-        let run = state.store().run(workspace, run_id).await?;
-        if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
-            return Ok(Some(run));
-        }
-        // Woken by this process's executor; re-read at least every 250 ms for runs that
-        // another process executes.
-        let wake =
-            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)));
-        tokio::pin!(wake);
-        loop {
-            tokio::select! {
-                _ = &mut wake => break,
-                got = progress.recv() => match got {
-                    Ok(p) if p.run_id == run_id && p.entries.iter().any(|e| matches!(e.event, steward_engine::Event::RunFinished { .. })) => break,
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
+        if look {
+            let run = state.store().run(workspace, run_id).await?;
+            if run.status.is_finished() || tokio::time::Instant::now() >= deadline {
+                return Ok((run.status, run.output));
             }
+        }
+        look = true;
+        let wake = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
+        tokio::select! {
+            ended = end.ended() => return Ok((ended.status, ended.output)),
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
 }

@@ -60,6 +60,19 @@ macro_rules! flow_store {
                     row.map(|row| rows::flow_version(&row)).transpose()
                 }
 
+                async fn startable(
+                    &self,
+                    workspace: &str,
+                    name: &str,
+                ) -> Result<Option<(FlowVersion, Option<Timestamp>)>> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.startable(workspace, name).await;
+                    }
+                    let query = sqlx::query(sql::STARTABLE).bind(workspace).bind(name);
+                    let row = query.fetch_optional(self.reader()).await.map_err(db)?;
+                    row.map(|row| rows::startable(&row)).transpose()
+                }
+
                 async fn list_flows(&self, workspace: &str, deleted: bool) -> Result<Vec<FlowSummary>> {
                     let query = sqlx::query(sql::LIST_FLOWS).bind(workspace).bind(deleted);
                     let rows = query.fetch_all(self.reader()).await.map_err(db)?;

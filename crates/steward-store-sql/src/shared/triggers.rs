@@ -35,6 +35,9 @@ macro_rules! trigger_store {
                 }
 
                 async fn webhook_by_path(&self, digest: &str) -> Result<Option<Webhook>> {
+                    if let Some(reader) = self.run_reader() {
+                        return reader.webhook_by_path(digest).await;
+                    }
                     let query = sqlx::query(sql::WEBHOOK_BY_PATH).bind(digest);
                     let row = query.fetch_optional(self.reader()).await.map_err(db)?;
                     row.map(|r| sql::webhook(&r)).transpose()

@@ -93,7 +93,11 @@ pub async fn flows_disable_delete_and_restore(db: &TestDb) {
     let disabled = s.set_flow_disabled(WS, "a", true, at(T0 + 20)).await.unwrap();
     assert_eq!((disabled.disabled_at, disabled.latest_version), (Some(at(T0 + 20)), 2));
     assert_eq!(s.flow(WS, "a").await.unwrap().disabled_at, Some(at(T0 + 20)));
+    let (newest, disabled_at) = s.startable(WS, "a").await.unwrap().unwrap();
+    assert_eq!((newest.version, disabled_at), (2, Some(at(T0 + 20))));
     assert_eq!(s.set_flow_disabled(WS, "a", false, at(T0 + 21)).await.unwrap().disabled_at, None);
+    assert_eq!(s.startable(WS, "a").await.unwrap().map(|(v, d)| (v.version, d)), Some((2, None)));
+    assert_eq!(s.startable(OTHER, "a").await.unwrap(), None, "another workspace's flow");
     assert!(matches!(s.set_flow_disabled(OTHER, "a", true, at(T0)).await, Err(Error::NotFound(_))));
 
     let deleted = s.set_flow_deleted(WS, "a", true, at(T0 + 30)).await.unwrap();
@@ -102,6 +106,7 @@ pub async fn flows_disable_delete_and_restore(db: &TestDb) {
     assert_eq!(names(s.list_flows(WS, false).await.unwrap()), ["b"]);
     assert_eq!(names(s.list_flows(WS, true).await.unwrap()), ["a", "b"]);
     assert_eq!(s.latest_version(WS, "a").await.unwrap(), None);
+    assert_eq!(s.startable(WS, "a").await.unwrap(), None, "deleted");
     assert!(matches!(s.set_flow_disabled(WS, "a", true, at(T0)).await, Err(Error::NotFound(_))));
     // Runs pin versions: a deleted flow's versions still resolve.
     assert_eq!(s.version(WS, &v1.id).await.unwrap(), v1);
