@@ -192,6 +192,11 @@ impl RunStore for Timed {
         self.time_entries("append", entries, self.inner.append(append)).await
     }
 
+    async fn create_run_with(&self, run: NewRun, events: &[Event], append: Append<'_>) -> Result<()> {
+        let entries = append.entries.len() as u64;
+        self.time_entries("create_run_with", entries, self.inner.create_run_with(run, events, append)).await
+    }
+
     async fn release(&self, run_id: &str, owner: &str, wake_at: Option<Timestamp>) -> Result<()> {
         self.time("release", self.inner.release(run_id, owner, wake_at)).await
     }

@@ -23,7 +23,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::catalog::Compiled;
 use crate::context::Contexts;
 use crate::step::{Attempt, at_once, in_place, perform};
-use crate::{Error, Inner, Progress, RunEnd, Stop, retention};
+use crate::{Creation, Error, Inner, Progress, RunEnd, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
 const SHORT_WAIT_MS: i64 = 200;
@@ -32,6 +32,13 @@ const SHORT_WAIT_MS: i64 = 200;
 const MAX_UNCOMMITTED: usize = 256;
 /// ...and every this long.
 const MAX_UNCOMMITTED_FOR: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What the starter of a run hands its driver: the whole journal, and what creating the run
+/// takes when it is not stored yet.
+pub(crate) struct Given {
+    pub(crate) journal: Vec<Entry>,
+    pub(crate) create: Option<Creation>,
+}
 
 pub(crate) struct Driver {
     ex: Arc<Inner>,
@@ -52,6 +59,8 @@ pub(crate) struct Driver {
     committed_at: std::time::Instant,
     /// An attempt that ran outside the driver reported, and its outcome is not committed yet.
     effect_pending: bool,
+    /// Set until the first commit stores the run.
+    create: Option<Creation>,
 }
 
 impl Driver {
@@ -60,12 +69,12 @@ impl Driver {
         run: RunRecord,
         poke: Arc<Notify>,
         stop: watch::Receiver<Stop>,
-        journal: Option<Vec<Entry>>,
+        given: Option<Given>,
     ) -> Result<Self, Error> {
         let compiled = ex.starter.compiled(&run.workspace, &run.flow_version_id).await?;
-        let journal = match journal {
-            Some(j) => j,
-            None => ex.store.journal(&run.id).await?,
+        let (journal, create) = match given {
+            Some(g) => (g.journal, g.create),
+            None => (ex.store.journal(&run.id).await?, None),
         };
         let state = RunState::replay(&compiled.plan, &journal);
         Ok(Self {
@@ -85,6 +94,7 @@ impl Driver {
             draining: false,
             committed_at: std::time::Instant::now(),
             effect_pending: false,
+            create,
         })
     }
 
@@ -196,12 +206,13 @@ impl Driver {
     }
 
     async fn commit(&mut self) -> Result<(), Error> {
-        if self.pending.is_empty() && self.consumed.is_empty() {
+        if self.pending.is_empty() && self.consumed.is_empty() && self.create.is_none() {
             return Ok(());
         }
         let mut update =
             RunUpdate { consumed_signals: std::mem::take(&mut self.consumed), ..RunUpdate::default() };
         if let Some(status) = self.state.finished {
+            retention::reduce_pending(&self.compiled, &mut self.pending);
             update.status = Some(status);
             update.output = self.state.output.clone();
             update.error = self.state.error.clone();
@@ -217,7 +228,18 @@ impl Driver {
             update,
             now,
         };
-        self.ex.store.append(append).await?;
+        match self.create.take() {
+            None => self.ex.store.append(append).await?,
+            Some(c) => {
+                let created = self.ex.store.create_run_with(c.run, &c.events, append).await;
+                let failed = created.is_err();
+                c.stored.store(!failed, std::sync::atomic::Ordering::SeqCst);
+                let _ = c.told.send(created);
+                if failed {
+                    return Err(Error::NotCreated);
+                }
+            }
+        }
         if let Some(status) = self.state.finished {
             let end = RunEnd { status, output: self.state.output.clone(), error: self.state.error.clone() };
             self.ex.ends.ended(&self.run.id, &end);

@@ -28,9 +28,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use steward_engine::Entry;
+use steward_engine::Event;
 use steward_steps::code::SandboxLimits;
-use steward_store::{FlowVersion, RunRecord, Signal, Store};
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use steward_store::{FlowVersion, NewRun, RunRecord, Signal, Store};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use catalog::Compiled;
@@ -51,6 +52,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Setup(String),
+    /// A driver could not create the run it was handed; whoever started it was told why.
+    #[error("the run was not created")]
+    NotCreated,
 }
 
 /// How an executor behaves.
@@ -103,14 +107,28 @@ pub(crate) enum Stop {
 struct Active {
     poke: Arc<Notify>,
     stop: watch::Sender<Stop>,
+    /// False while a handed-off run waits for its driver's first commit: it has no lease in
+    /// the store yet for heartbeats to renew.
+    stored: Arc<AtomicBool>,
 }
 
-/// A run created under this executor's lease, on its way to the loop that drives it.
+/// A run for this executor's loop to drive, not stored yet: its driver creates it with its
+/// first commit.
 struct Handoff {
     run: RunRecord,
     journal: Vec<Entry>,
     poke: Arc<Notify>,
     stop: watch::Receiver<Stop>,
+    create: Creation,
+}
+
+/// What creating a handed-off run takes, and who waits to hear that it is stored.
+pub(crate) struct Creation {
+    pub(crate) run: NewRun,
+    pub(crate) events: Vec<Event>,
+    pub(crate) told: oneshot::Sender<Result<(), steward_store::Error>>,
+    /// Set once the run is stored (see [`Active::stored`]).
+    pub(crate) stored: Arc<AtomicBool>,
 }
 
 /// What a claim found.
@@ -233,17 +251,13 @@ impl Executor {
         let (mut run, events) = self.inner.starter.prepare(version, inputs, id, None, trigger, now).await?;
         let id = run.id.clone();
         let slot = if run.concurrency_key.is_none() { self.inner.reserve(&id) } else { None };
-        let Some((poke, stop)) = slot else {
+        let Some((poke, stop, stored)) = slot else {
             self.inner.store.create_run(run, &events).await?;
             return Ok(id);
         };
         let owner = self.inner.opts.owner.clone();
         let until = now.plus_millis(self.inner.opts.lease.as_millis() as u64);
         run.leased_to = Some((owner.clone(), until));
-        if let Err(e) = self.inner.store.create_run(run, &events).await {
-            self.inner.unreserve(&id);
-            return Err(e.into());
-        }
         let record = RunRecord {
             id: id.clone(),
             workspace: version.workspace.clone(),
@@ -262,12 +276,20 @@ impl Executor {
             lease_expires_at: Some(until),
         };
         let journal = steward_store::first_entries(&events, now);
-        if self.inner.handoff.send(Handoff { run: record, journal, poke, stop }).is_err() {
-            // The loop stopped meanwhile: hand the run to whoever claims next.
+        let (told, answer) = oneshot::channel();
+        let create = Creation { run, events, told, stored };
+        if let Err(mpsc::error::SendError(h)) =
+            self.inner.handoff.send(Handoff { run: record, journal, poke, stop, create })
+        {
+            // The loop stopped meanwhile: queue the run for whoever claims next.
             self.inner.unreserve(&id);
-            self.inner.store.release(&id, &owner, Some(now)).await?;
+            self.inner.create_queued(h.create).await;
         }
-        Ok(id)
+        match answer.await {
+            Ok(Ok(())) => Ok(id),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(Error::Setup(format!("run {id} was not started: its executor stopped"))),
+        }
     }
 
     /// Sends a signal to a run (cancel, approval decision) and wakes its driver if it is here.
@@ -305,7 +327,10 @@ impl Executor {
                             self.poke_all();
                             break;
                         }
-                        Some(h) = handoffs.recv() => self.spawn_driver(&mut drivers, h.run, h.poke, h.stop, Some(h.journal)),
+                        Some(h) = handoffs.recv() => {
+                            let given = driver::Given { journal: h.journal, create: Some(h.create) };
+                            self.spawn_driver(&mut drivers, h.run, h.poke, h.stop, Some(given));
+                        }
                         // A finished run makes room for runs that were left queued.
                         Some(_) = drivers.join_next() => if claimed == Claimed::NoRoom { break },
                         _ = heartbeat.tick() => self.heartbeat().await?,
@@ -337,49 +362,46 @@ impl Executor {
             let poke = Arc::new(Notify::new());
             let (stop_tx, stop_rx) = watch::channel(Stop::Run);
             if let Ok(mut active) = self.inner.active.lock() {
-                active.insert(run.id.clone(), Active { poke: poke.clone(), stop: stop_tx });
+                let stored = Arc::new(AtomicBool::new(true));
+                active.insert(run.id.clone(), Active { poke: poke.clone(), stop: stop_tx, stored });
             }
             self.spawn_driver(drivers, run, poke, stop_rx, None);
         }
         Ok(claimed)
     }
 
-    /// Drives `run` (registered in `active`) until it finishes or is handed back. `journal`
-    /// is the run's whole journal when the caller knows it.
+    /// Drives `run` (registered in `active`) until it finishes or is handed back. `given`
+    /// is the run's whole journal when the caller knows it, and what creating it takes when
+    /// it is not stored yet.
     fn spawn_driver(
         &self,
         drivers: &mut JoinSet<()>,
         run: RunRecord,
         poke: Arc<Notify>,
         stop: watch::Receiver<Stop>,
-        journal: Option<Vec<Entry>>,
+        given: Option<driver::Given>,
     ) {
         let inner = self.inner.clone();
         drivers.spawn(async move {
             let id = run.id.clone();
-            let result = match driver::Driver::new(inner.clone(), run, poke, stop, journal).await {
+            let result = match driver::Driver::new(inner.clone(), run, poke, stop, given).await {
                 Ok(d) => d.drive().await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
+            if let Err(e) = result.or_else(|e| if matches!(e, Error::NotCreated) { Ok(()) } else { Err(e) }) {
                 tracing::warn!(run_id = %id, error = %e, "run driver stopped with an error; the run is retried when its lease expires");
             }
             inner.unreserve(&id);
         });
     }
 
-    /// Runs created for this loop that it will not drive: released, due now, for any
-    /// executor to claim.
+    /// Runs handed to this loop that it will not drive: queued for any executor to claim.
     async fn hand_back(&self, mut handoffs: Handoffs) {
         let Some(rx) = &mut handoffs.0 else { return };
         rx.close();
         while let Ok(h) = rx.try_recv() {
             self.inner.unreserve(&h.run.id);
-            if let Err(e) =
-                self.inner.store.release(&h.run.id, &self.inner.opts.owner, Some(self.now())).await
-            {
-                tracing::warn!(run_id = %h.run.id, error = %e, "cannot hand back a run; it is taken over when its lease expires");
-            }
+            self.inner.create_queued(h.create).await;
         }
     }
 
@@ -408,8 +430,14 @@ impl Executor {
     }
 
     async fn heartbeat(&self) -> Result<(), Error> {
-        let ids: Vec<String> =
-            self.inner.active.lock().map(|a| a.keys().cloned().collect()).unwrap_or_default();
+        let ids: Vec<String> = self
+            .inner
+            .active
+            .lock()
+            .map(|a| {
+                a.iter().filter(|(_, r)| r.stored.load(Ordering::SeqCst)).map(|(id, _)| id.clone()).collect()
+            })
+            .unwrap_or_default();
         if ids.is_empty() {
             return Ok(());
         }
@@ -478,7 +506,7 @@ impl Handoffs {
 
 impl Inner {
     /// A place among the active runs for `id`, if the loop runs and has room.
-    fn reserve(&self, id: &str) -> Option<(Arc<Notify>, watch::Receiver<Stop>)> {
+    fn reserve(&self, id: &str) -> Option<(Arc<Notify>, watch::Receiver<Stop>, Arc<AtomicBool>)> {
         if !self.accepting.load(Ordering::SeqCst) {
             return None;
         }
@@ -488,8 +516,16 @@ impl Inner {
         }
         let poke = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-        active.insert(id.to_owned(), Active { poke: poke.clone(), stop: stop_tx });
-        Some((poke, stop_rx))
+        let stored = Arc::new(AtomicBool::new(false));
+        active.insert(id.to_owned(), Active { poke: poke.clone(), stop: stop_tx, stored: stored.clone() });
+        Some((poke, stop_rx, stored))
+    }
+
+    /// Stores a handed-off run as queued instead, and tells its starter how that went.
+    async fn create_queued(&self, create: Creation) {
+        let Creation { mut run, events, told, .. } = create;
+        run.leased_to = None;
+        let _ = told.send(self.store.create_run(run, &events).await);
     }
 
     fn unreserve(&self, id: &str) {

@@ -1,7 +1,8 @@
 //! Payload retention per step: once a run has finished, the outputs of steps with
 //! `retain: metadata` keep only their type and size, and those with `retain: none` keep nothing.
 //! Payloads are needed while the run is in progress (to resume after a crash), so they are
-//! dropped when it ends.
+//! dropped when it ends: those still uncommitted never reach the store ([`reduce_pending`]),
+//! those committed earlier are rewritten ([`apply`]).
 
 use std::sync::Arc;
 
@@ -14,18 +15,14 @@ use crate::Error;
 use crate::catalog::Compiled;
 
 pub(crate) async fn apply(store: &Arc<dyn Store>, compiled: &Compiled, run_id: &str) -> Result<(), Error> {
-    let retained = |key: &str| -> Retain {
-        let id = steward_engine::split_key(key).and_then(|(_, id)| steward_flow::StepId::parse(id).ok());
-        id.and_then(|id| compiled.step(&id)).and_then(|s| s.retain).unwrap_or(compiled.flow.retain)
-    };
-    if compiled.flow.retain == Retain::Full && !any_reduced(&compiled.flow.steps) {
+    if !reduces(compiled) {
         return Ok(());
     }
     let journal = store.journal(run_id).await?;
     let rewrites: Vec<Entry> = journal
         .into_iter()
         .filter_map(|mut e| {
-            let mode = retained(e.event.key()?);
+            let mode = retained(compiled, e.event.key()?);
             (mode != Retain::Full && reduce(&mut e.event, mode)).then_some(e)
         })
         .collect();
@@ -33,6 +30,31 @@ pub(crate) async fn apply(store: &Arc<dyn Store>, compiled: &Compiled, run_id: &
         store.rewrite_events(run_id, &rewrites).await?;
     }
     Ok(())
+}
+
+/// Reduces the payloads of a finished run's entries that are not committed yet.
+pub(crate) fn reduce_pending(compiled: &Compiled, entries: &mut [Entry]) {
+    if !reduces(compiled) {
+        return;
+    }
+    for e in entries {
+        if let Some(key) = e.event.key() {
+            let mode = retained(compiled, key);
+            if mode != Retain::Full {
+                reduce(&mut e.event, mode);
+            }
+        }
+    }
+}
+
+/// Whether any step of the flow keeps less than its full payload.
+fn reduces(compiled: &Compiled) -> bool {
+    compiled.flow.retain != Retain::Full || any_reduced(&compiled.flow.steps)
+}
+
+fn retained(compiled: &Compiled, key: &str) -> Retain {
+    let id = steward_engine::split_key(key).and_then(|(_, id)| steward_flow::StepId::parse(id).ok());
+    id.and_then(|id| compiled.step(&id)).and_then(|s| s.retain).unwrap_or(compiled.flow.retain)
 }
 
 fn any_reduced(steps: &[steward_flow::Step]) -> bool {

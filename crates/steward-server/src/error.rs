@@ -88,6 +88,7 @@ impl From<steward_executor::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_inputs", message)
             }
             steward_executor::Error::Setup(cause) => ApiError::internal(cause),
+            e @ steward_executor::Error::NotCreated => ApiError::internal(e),
         }
     }
 }

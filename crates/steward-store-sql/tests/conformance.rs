@@ -78,6 +78,7 @@ conformance! {
         claim_respects_wake_at_leases_limit_and_order,
         expired_lease_is_claimable_by_another_owner,
         a_run_created_under_a_lease_is_its_creators_until_the_lease_expires,
+        a_run_can_be_created_with_its_first_commit_or_not_at_all,
         concurrent_claims_never_overlap,
         heartbeat_extends_and_reports_lost_leases,
         release_with_future_wake_at,

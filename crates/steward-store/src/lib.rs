@@ -110,6 +110,11 @@ pub trait RunStore: Send + Sync {
     /// `owner` holds the lease.
     async fn append(&self, append: Append<'_>) -> Result<()>;
 
+    /// [`RunStore::create_run`] of a run leased to `append.owner` (`run.leased_to`), then
+    /// [`RunStore::append`], in one transaction: a run created by the executor that drives
+    /// it goes in with its first commit. Wakes nobody.
+    async fn create_run_with(&self, run: NewRun, events: &[Event], append: Append<'_>) -> Result<()>;
+
     /// Gives up the lease: the run waits until `wake_at` (or a signal, when `None`).
     async fn release(&self, run_id: &str, owner: &str, wake_at: Option<Timestamp>) -> Result<()>;
 

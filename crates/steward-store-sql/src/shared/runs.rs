@@ -39,17 +39,7 @@ macro_rules! run_store {
                         return Ok(());
                     }
                     let mut tx = self.write().await?;
-                    let inserted = check::run_insert(&run)?
-                        .bind_all(sqlx::query(sql::INSERT_RUN))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?
-                        .rows_affected();
-                    if inserted == 0 {
-                        return Err(Error::NotFound(format!("flow version {}", run.flow_version_id)));
-                    }
-                    let entries = check::first_entries(events, run.now);
-                    insert_entries(&mut tx, &run.id, &entries).await?;
+                    create_in(&mut tx, &run, events).await?;
                     if queued {
                         Store::notify(&mut tx).await?;
                     }
@@ -116,25 +106,28 @@ macro_rules! run_store {
                         return writer.append(&append).await;
                     }
                     let mut tx = self.write().await?;
-                    // One round trip for the lease and the journal position: appends are the
-                    // per-step cost of every run.
-                    let lease = sqlx::query(sql::lease_and_seq(Store::ROW_LOCKS)).bind(append.run_id);
-                    let lease = lease.fetch_optional(&mut *tx).await.map_err(db)?;
-                    check::holder(append.run_id, append.owner, lease.as_ref())?;
-                    let last = lease.as_ref().map(|row| row.int("last_seq")).transpose()?.unwrap_or(0);
-                    check::after_seq(append.run_id, last, append.after_seq)?;
-                    insert_entries(&mut tx, append.run_id, append.entries).await?;
-                    let update = check::RunChange::new(&append)?;
-                    let query = if update.is_touch() {
-                        sqlx::query(sql::TOUCH_RUN).bind(update.id().to_owned()).bind(update.now())
-                    } else {
-                        update.bind_all(sqlx::query(sql::UPDATE_RUN))
-                    };
-                    query.execute(&mut *tx).await.map_err(db)?;
-                    for id in &append.update.consumed_signals {
-                        let q = sqlx::query(sql::CONSUME_SIGNAL).bind(id).bind(append.run_id);
-                        q.bind(append.now.0).execute(&mut *tx).await.map_err(db)?;
+                    append_in(&mut tx, &append).await?;
+                    tx.commit().await.map_err(db)
+                }
+
+                async fn create_run_with(
+                    &self,
+                    run: NewRun,
+                    events: &[Event],
+                    append: Append<'_>,
+                ) -> Result<()> {
+                    check::entries(append.after_seq, append.entries)?;
+                    if run.leased_to.as_ref().is_none_or(|(owner, _)| owner != append.owner) {
+                        return Err(Error::Invalid(
+                            "a run created with its first commit is leased to the committer".to_owned(),
+                        ));
                     }
+                    if let Some(writer) = self.run_writer() {
+                        return writer.create_run_with(&run, events, &append).await;
+                    }
+                    let mut tx = self.write().await?;
+                    create_in(&mut tx, &run, events).await?;
+                    append_in(&mut tx, &append).await?;
                     tx.commit().await.map_err(db)
                 }
 
@@ -240,6 +233,43 @@ macro_rules! run_store {
                     }
                     tx.commit().await.map_err(db)
                 }
+            }
+
+            async fn create_in(tx: &mut Tx<Store>, run: &NewRun, events: &[Event]) -> Result<()> {
+                let inserted = check::run_insert(run)?
+                    .bind_all(sqlx::query(sql::INSERT_RUN))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+                if inserted == 0 {
+                    return Err(Error::NotFound(format!("flow version {}", run.flow_version_id)));
+                }
+                let entries = check::first_entries(events, run.now);
+                insert_entries(tx, &run.id, &entries).await
+            }
+
+            async fn append_in(tx: &mut Tx<Store>, append: &Append<'_>) -> Result<()> {
+                // One round trip for the lease and the journal position: appends are the
+                // per-step cost of every run.
+                let lease = sqlx::query(sql::lease_and_seq(Store::ROW_LOCKS)).bind(append.run_id);
+                let lease = lease.fetch_optional(&mut **tx).await.map_err(db)?;
+                check::holder(append.run_id, append.owner, lease.as_ref())?;
+                let last = lease.as_ref().map(|row| row.int("last_seq")).transpose()?.unwrap_or(0);
+                check::after_seq(append.run_id, last, append.after_seq)?;
+                insert_entries(tx, append.run_id, append.entries).await?;
+                let update = check::RunChange::new(append)?;
+                let query = if update.is_touch() {
+                    sqlx::query(sql::TOUCH_RUN).bind(update.id().to_owned()).bind(update.now())
+                } else {
+                    update.bind_all(sqlx::query(sql::UPDATE_RUN))
+                };
+                query.execute(&mut **tx).await.map_err(db)?;
+                for id in &append.update.consumed_signals {
+                    let q = sqlx::query(sql::CONSUME_SIGNAL).bind(id).bind(append.run_id);
+                    q.bind(append.now.0).execute(&mut **tx).await.map_err(db)?;
+                }
+                Ok(())
             }
 
             async fn insert_entries(tx: &mut Tx<Store>, run_id: &str, entries: &[Entry]) -> Result<()> {

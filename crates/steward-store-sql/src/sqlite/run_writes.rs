@@ -61,27 +61,22 @@ fn event_rows(entries: &[Entry]) -> Result<Vec<EventRow>> {
 
 impl Writer {
     pub(crate) async fn create_run(&self, run: &NewRun, events: &[Event]) -> Result<()> {
-        let insert = check::run_insert(run)?;
-        let entries = event_rows(&check::first_entries(events, run.now))?;
+        let create = CreateWrite::new(run, events)?;
+        self.run(move |conn| create.apply(conn)).await
+    }
+
+    /// `create_run`, then `append`, in one transaction.
+    pub(crate) async fn create_run_with(
+        &self,
+        run: &NewRun,
+        events: &[Event],
+        append: &Append<'_>,
+    ) -> Result<()> {
+        let create = CreateWrite::new(run, events)?;
+        let write = AppendWrite::new(append)?;
         self.run(move |conn| {
-            let i = &insert;
-            let params: [&dyn ToSql; 11] = [
-                &i.id,
-                &i.workspace,
-                &i.version,
-                &i.inputs,
-                &i.parent_run,
-                &i.parent_step,
-                &i.key,
-                &i.limit,
-                &i.now,
-                &i.lease_owner,
-                &i.lease_until,
-            ];
-            if execute(conn, sql::INSERT_RUN, &params)? == 0 {
-                return Err(Error::NotFound(format!("flow version {}", i.version)));
-            }
-            insert_events(conn, &i.id, &entries)
+            create.apply(conn)?;
+            write.apply(conn)
         })
         .await
     }
@@ -117,15 +112,7 @@ impl Writer {
     }
 
     pub(crate) async fn append(&self, append: &Append<'_>) -> Result<()> {
-        let write = AppendWrite {
-            run_id: append.run_id.to_owned(),
-            owner: append.owner.to_owned(),
-            after_seq: append.after_seq,
-            entries: event_rows(append.entries)?,
-            change: check::RunChange::new(append)?,
-            consumed: append.update.consumed_signals.clone(),
-            now: append.now.0,
-        };
+        let write = AppendWrite::new(append)?;
         self.run(move |conn| write.apply(conn)).await
     }
 
@@ -184,6 +171,42 @@ impl Writer {
 }
 
 /// An `append`, owned so that it can move to the writer thread.
+/// A new run and its first entries, ready for the writer.
+struct CreateWrite {
+    insert: check::RunInsert,
+    entries: Vec<EventRow>,
+}
+
+impl CreateWrite {
+    fn new(run: &NewRun, events: &[Event]) -> Result<Self> {
+        let insert = check::run_insert(run)?;
+        let entries = event_rows(&check::first_entries(events, run.now))?;
+        Ok(CreateWrite { insert, entries })
+    }
+
+    fn apply(&self, conn: &Connection) -> Result<()> {
+        let i = &self.insert;
+        let params: [&dyn ToSql; 11] = [
+            &i.id,
+            &i.workspace,
+            &i.version,
+            &i.inputs,
+            &i.parent_run,
+            &i.parent_step,
+            &i.key,
+            &i.limit,
+            &i.now,
+            &i.lease_owner,
+            &i.lease_until,
+        ];
+        if execute(conn, sql::INSERT_RUN, &params)? == 0 {
+            return Err(Error::NotFound(format!("flow version {}", i.version)));
+        }
+        insert_events(conn, &i.id, &self.entries)
+    }
+}
+
+/// An append, ready for the writer.
 struct AppendWrite {
     run_id: String,
     owner: String,
@@ -195,6 +218,18 @@ struct AppendWrite {
 }
 
 impl AppendWrite {
+    fn new(append: &Append<'_>) -> Result<Self> {
+        Ok(AppendWrite {
+            run_id: append.run_id.to_owned(),
+            owner: append.owner.to_owned(),
+            after_seq: append.after_seq,
+            entries: event_rows(append.entries)?,
+            change: check::RunChange::new(append)?,
+            consumed: append.update.consumed_signals.clone(),
+            now: append.now.0,
+        })
+    }
+
     fn apply(&self, conn: &Connection) -> Result<()> {
         let id = &self.run_id;
         // The lease and the journal position in one statement, as in the shared code.

@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use steward_engine::RunStatus;
+use steward_engine::{Event, RunStatus};
 use steward_store::{Error, QueueDepth, RunUpdate};
 
-use crate::support::{T0, TestDb, WS, append, at, create, finish, ids, new_run, save, started};
+use crate::support::{T0, TestDb, WS, append, at, create, entries, finish, ids, new_run, save, started};
 
 pub async fn claim_respects_wake_at_leases_limit_and_order(db: &TestDb) {
     let s = &*db.store;
@@ -55,6 +55,50 @@ pub async fn a_run_created_under_a_lease_is_its_creators_until_the_lease_expires
     assert!(ok.is_ok(), "the creator may append: {ok:?}");
     // A creator that died: the run is taken over once the lease runs out.
     assert_eq!(ids(&s.claim("b", at(T0 + 100), 100, 5).await.unwrap()), [run.id.as_str()]);
+}
+
+pub async fn a_run_can_be_created_with_its_first_commit_or_not_at_all(db: &TestDb) {
+    let s = &*db.store;
+    let v = save(s, WS, "a", "d1", T0).await;
+    let mut run = new_run(&v, T0);
+    run.leased_to = Some(("a".to_owned(), at(T0 + 100)));
+    let end = RunUpdate {
+        status: Some(RunStatus::Succeeded),
+        finished_at: Some(at(T0 + 1)),
+        ..RunUpdate::default()
+    };
+    let finished = Event::RunFinished { status: RunStatus::Succeeded, output: None, error: None };
+    let more = entries(2, T0 + 1, std::slice::from_ref(&finished));
+    let after_a_gap = entries(6, T0 + 1, &[finished]);
+    // A wrong journal position fails the whole write: no run is left behind.
+    let bad = s
+        .create_run_with(
+            run.clone(),
+            &[started(&run)],
+            append(&run.id, "a", 5, &after_a_gap, end.clone(), T0 + 1),
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::Conflict(_))), "{bad:?}");
+    assert!(matches!(s.run(WS, &run.id).await, Err(Error::NotFound(_))));
+    let mut elsewhere = run.clone();
+    elsewhere.leased_to = Some(("b".to_owned(), at(T0 + 100)));
+    let wrong_owner = s
+        .create_run_with(elsewhere, &[started(&run)], append(&run.id, "a", 1, &more, end.clone(), T0 + 1))
+        .await;
+    assert!(matches!(wrong_owner, Err(Error::Invalid(_))), "{wrong_owner:?}");
+
+    s.create_run_with(run.clone(), &[started(&run)], append(&run.id, "a", 1, &more, end.clone(), T0 + 1))
+        .await
+        .unwrap();
+    let rec = s.run(WS, &run.id).await.unwrap();
+    assert_eq!(
+        (rec.status, rec.lease_owner, rec.finished_at),
+        (RunStatus::Succeeded, None, Some(at(T0 + 1)))
+    );
+    assert_eq!(s.journal(&run.id).await.unwrap().len(), 2);
+    let again =
+        s.create_run_with(run.clone(), &[started(&run)], append(&run.id, "a", 1, &more, end, T0 + 1)).await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "the same id twice: {again:?}");
 }
 
 pub async fn concurrent_claims_never_overlap(db: &TestDb) {
