@@ -6,16 +6,18 @@
 //! more than SQLite's own work. Here a write is a closure run on one rusqlite connection with
 //! cached prepared statements:
 //!
-//! - **In place.** When no request is queued and the connection is free, the caller runs the
-//!   transaction itself, with no hand-off at all. It never waits there: if another connection
+//! - **In place.** When no other request is open and the connection is free, the caller runs
+//!   the transaction itself, with no hand-off at all. It never waits there: if another connection
 //!   (another process, or sqlx in this one) holds SQLite's write lock, the request goes to the
-//!   thread instead, and checkpoints, which flush to disk, always run on the thread. What is
-//!   left is SQLite's own work for one transaction, tens of microseconds.
+//!   thread instead. What is left is SQLite's own work for one transaction, tens of
+//!   microseconds.
 //! - **On the thread, in groups.** Otherwise the request is queued. The thread takes the first
 //!   request and every one that queued up behind it (up to [`MAX_BATCH`]) and commits them in
 //!   one transaction (see [`super::batch`]), so under load many writes share a commit.
 //!
-//! Either way the caller is answered after `COMMIT` returned.
+//! Either way the caller is answered after `COMMIT` returned. Checkpoints, which copy the log
+//! into the database and flush it to disk, run on a third thread with a connection of their
+//! own: a passive checkpoint does not hold the write lock, so writes go on meanwhile.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -56,7 +58,8 @@ thread_local! {
 #[derive(Clone)]
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    thread: mpsc::Sender<Message>,
+    thread: mpsc::Sender<Box<dyn Job>>,
+    checkpoints: Checkpointer,
 }
 
 struct Shared {
@@ -64,11 +67,60 @@ struct Shared {
     /// Requests sent to the thread and not yet taken: while there are any, new requests queue
     /// behind them rather than overtake them in place.
     queued: AtomicUsize,
+    /// Requests not answered yet. A request runs in place only when it is alone: under load
+    /// they go to the thread, which commits them in groups, and the callers' threads (the
+    /// async runtime's) are not held up by SQLite's work.
+    open: AtomicUsize,
 }
 
-enum Message {
-    Write(Box<dyn Job>),
-    Checkpoint,
+/// Counts a request in [`Shared::open`] until dropped.
+struct Open<'a>(&'a AtomicUsize);
+
+impl<'a> Open<'a> {
+    /// Counts one more request; true when no other was open.
+    fn enter(open: &'a AtomicUsize) -> (Self, bool) {
+        let before = open.fetch_add(1, Ordering::AcqRel);
+        (Open(open), before == 0)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Asks the checkpoint thread for a checkpoint; requests made while one is pending are one.
+#[derive(Clone)]
+struct Checkpointer(mpsc::SyncSender<()>);
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self> {
+        let conn = connect(path, &[]).map_err(lite)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("steward-sqlite-checkpoint".to_owned())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    // Folds the log into the database without waiting for readers or the
+                    // writer; a failure leaves the log to grow until the next attempt, as
+                    // SQLite's own checkpoints do.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| Error::Backend(format!("cannot start the SQLite checkpoint thread: {e}")))?;
+        Ok(Checkpointer(tx))
+    }
+
+    /// Asks for a checkpoint when the last commit on this thread left a big log.
+    fn after_commit(&self, committed: bool) {
+        if committed && WAL_PAGES.with(Cell::take) >= CHECKPOINT_PAGES {
+            // Full: one is pending already. Gone: nothing left to checkpoint for.
+            let _ = self.0.try_send(());
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -85,14 +137,20 @@ impl Writer {
         // Replaces SQLite's automatic checkpoint, which would run (and flush to disk) inside
         // whichever commit crosses the threshold, possibly one running in place.
         conn.wal_hook(Some(note_wal_size));
-        let shared = Arc::new(Shared { conn: Mutex::new(conn), queued: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(conn),
+            queued: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+        });
+        let checkpoints = Checkpointer::start(path)?;
         let (thread, queue) = mpsc::channel();
         let for_thread = shared.clone();
+        let thread_checkpoints = checkpoints.clone();
         std::thread::Builder::new()
             .name("steward-sqlite-writer".to_owned())
-            .spawn(move || serve(&for_thread, &queue))
+            .spawn(move || serve(&for_thread, &queue, &thread_checkpoints))
             .map_err(|e| Error::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(Self { shared, thread })
+        Ok(Self { shared, thread, checkpoints })
     }
 
     /// Runs `work` in a write transaction and returns its result once the transaction has
@@ -104,29 +162,23 @@ impl Writer {
     {
         let (reply, mut result) = oneshot::channel();
         let mut job: Box<dyn Job> = Box::new(Call::new(work, reply));
-        if self.shared.queued.load(Ordering::Acquire) == 0
+        let (_open, alone) = Open::enter(&self.shared.open);
+        if alone
+            && self.shared.queued.load(Ordering::Acquire) == 0
             && let Ok(conn) = self.shared.conn.try_lock()
             && let Some(committed) = in_place(&conn, &mut job)
         {
             drop(conn);
-            self.after_commit(&committed);
+            self.checkpoints.after_commit(committed.is_ok());
             job.reply(committed);
             return result.try_recv().map_err(|_| gone())?;
         }
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        if self.thread.send(Message::Write(job)).is_err() {
+        if self.thread.send(job).is_err() {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(gone());
         }
         result.await.map_err(|_| gone())?
-    }
-
-    /// Asks the thread for a checkpoint when the last commit on this thread left a big WAL.
-    fn after_commit(&self, committed: &Result<(), String>) {
-        if committed.is_ok() && WAL_PAGES.with(Cell::take) >= CHECKPOINT_PAGES {
-            // A gone thread has nothing left to checkpoint for.
-            let _ = self.thread.send(Message::Checkpoint);
-        }
     }
 }
 
@@ -181,41 +233,24 @@ fn note_wal_size(_: &Wal, pages: i32) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The thread's loop: a batch (or a checkpoint) at a time until every [`Writer`] is gone.
-fn serve(shared: &Shared, queue: &mpsc::Receiver<Message>) {
+/// The thread's loop: a batch at a time until every [`Writer`] is gone.
+fn serve(shared: &Shared, queue: &mpsc::Receiver<Box<dyn Job>>, checkpoints: &Checkpointer) {
     while let Ok(first) = queue.recv() {
-        let mut batch = Vec::new();
-        let mut checkpoint = false;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Write(job) => batch.push(job),
-                Message::Checkpoint => checkpoint = true,
-            }
-            if batch.len() < MAX_BATCH {
-                next = queue.try_recv().ok();
-            }
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(job) = queue.try_recv()
+        {
+            batch.push(job);
         }
         let conn = shared.conn.lock().unwrap_or_else(PoisonError::into_inner);
         shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        let committed = if batch.is_empty() {
-            Ok(())
-        } else {
-            batch::begin(&conn)
-                .and_then(|()| batch::run_and_commit(&conn, &mut batch))
-                .map_err(|e| lite(e).to_string())
-        };
+        let committed = batch::begin(&conn)
+            .and_then(|()| batch::run_and_commit(&conn, &mut batch))
+            .map_err(|e| lite(e).to_string());
+        drop(conn);
+        checkpoints.after_commit(committed.is_ok());
         for job in batch {
             job.reply(committed.clone());
-        }
-        checkpoint |= committed.is_ok() && WAL_PAGES.with(Cell::take) >= CHECKPOINT_PAGES;
-        if checkpoint {
-            // Folds the log into the database without waiting for readers; a failure leaves
-            // the log to grow until the next attempt, as SQLite's own checkpoints do.
-            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "SQLite checkpoint failed");
-            }
         }
     }
 }
@@ -323,7 +358,7 @@ mod tests {
         for n in 0..1500 {
             writer.run(insert(n)).await.expect("write");
         }
-        // Checkpoints run on the thread after the write that crossed the threshold.
+        // A checkpoint runs on its thread after the write that crossed the threshold.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while size() <= before && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
