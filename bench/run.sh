@@ -5,18 +5,18 @@
 #
 # Builds `steward` and `steward-bench` in release mode, makes sure PostgreSQL answers on
 # 127.0.0.1:5432 (scripts/ensure-postgres.sh), then runs step-overhead, commit, throughput and
-# waiting-memory on both databases with their default repetitions. The raw JSON lines go to
+# waiting-memory and webhook on both databases with their default repetitions. The raw JSON lines go to
 # bench/results/<date>.jsonl (with a line describing the machine and its load average before
 # and after), the table to stdout and bench/results/<date>.md.
 #
 # Each scenario is stopped after BENCH_TIMEOUT seconds (default 300), so the script always
-# ends; the scenarios take about 3 minutes on 2 cores, plus the build. SCENARIOS and DBS pick
+# ends; the scenarios take about 5 minutes on 2 cores, plus the build. SCENARIOS and DBS pick
 # a subset, and BENCH_TAG names the results apart from other runs of the same day, e.g.
 #   SCENARIOS=step-overhead DBS=sqlite BENCH_TAG=try2 bench/run.sh   # -> <date>-try2.jsonl
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scenarios="${SCENARIOS:-step-overhead commit throughput waiting-memory}"
+scenarios="${SCENARIOS:-step-overhead commit throughput waiting-memory webhook}"
 dbs="${DBS:-sqlite postgres}"
 limit="${BENCH_TIMEOUT:-300}"
 
