@@ -110,6 +110,15 @@ pub(crate) const INSERT_RUN: &str = "INSERT INTO runs (id, workspace_id, flow_ve
      FROM flow_versions v JOIN flows f ON f.id = v.flow_id \
      WHERE v.id = $3 AND v.workspace_id = $2";
 
+/// [`INSERT_RUN`] of a run that ends in its first commit: the row as it ends (`$10` status,
+/// `$11` output, `$12` error, `$13` finished at, `$14` updated at), with no lease or due time.
+pub(crate) const INSERT_FINISHED_RUN: &str = "INSERT INTO runs (id, workspace_id, flow_version_id, \
+     flow_name, status, inputs, output, error, parent_run_id, parent_step_key, concurrency_key, \
+     concurrency_limit, created_at, updated_at, finished_at) \
+     SELECT $1, $2, v.id, f.name, $10, $4, $11, $12, $5, $6, $7, $8, $9, $14, $13 \
+     FROM flow_versions v JOIN flows f ON f.id = v.flow_id \
+     WHERE v.id = $3 AND v.workspace_id = $2";
+
 pub(crate) const RUN: &str =
     concat!("SELECT ", run_cols!(), " FROM runs WHERE workspace_id = $1 AND id = $2");
 

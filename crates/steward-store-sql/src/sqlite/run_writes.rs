@@ -23,6 +23,7 @@ use crate::{check, sql};
 /// events, whose text is built at run time).
 pub(crate) const STATEMENTS: &[&str] = &[
     sql::INSERT_RUN,
+    sql::INSERT_FINISHED_RUN,
     sql::CLAIM_CANDIDATES,
     sql::COUNT_LEASED,
     sql::TAKE_RUN,
@@ -74,6 +75,9 @@ impl Writer {
     ) -> Result<()> {
         let create = CreateWrite::new(run, events)?;
         let write = AppendWrite::new(append)?;
+        if write.change.finished && write.consumed.is_empty() {
+            return self.run(move |conn| create.apply_finished(conn, &write)).await;
+        }
         self.run(move |conn| {
             create.apply(conn)?;
             write.apply(conn)
@@ -203,6 +207,41 @@ impl CreateWrite {
             return Err(Error::NotFound(format!("flow version {}", i.version)));
         }
         insert_events(conn, &i.id, &self.entries)
+    }
+
+    /// [`CreateWrite::apply`] then [`AppendWrite::apply`] for a run that ends in `end`: the
+    /// row goes in as it ends, so the lease and due-time index entries an insert and an update
+    /// would add and then remove are never written. The same checks apply: `end` must follow
+    /// the first entries.
+    fn apply_finished(&self, conn: &Connection, end: &AppendWrite) -> Result<()> {
+        let (i, c) = (&self.insert, &end.change);
+        if end.run_id != i.id || i.lease_owner.as_deref() != Some(end.owner.as_str()) {
+            return Err(Error::Invalid(
+                "a run created with its first commit is leased to the committer".to_owned(),
+            ));
+        }
+        check::after_seq(&i.id, self.entries.len() as i64, end.after_seq)?;
+        let params: [&dyn ToSql; 14] = [
+            &i.id,
+            &i.workspace,
+            &i.version,
+            &i.inputs,
+            &i.parent_run,
+            &i.parent_step,
+            &i.key,
+            &i.limit,
+            &i.now,
+            &c.status,
+            &c.output,
+            &c.error,
+            &c.finished_at,
+            &c.now,
+        ];
+        if execute(conn, sql::INSERT_FINISHED_RUN, &params)? == 0 {
+            return Err(Error::NotFound(format!("flow version {}", i.version)));
+        }
+        insert_events(conn, &i.id, &self.entries)?;
+        insert_events(conn, &i.id, &end.entries)
     }
 }
 

@@ -95,6 +95,8 @@ pub async fn a_run_can_be_created_with_its_first_commit_or_not_at_all(db: &TestD
         (rec.status, rec.lease_owner, rec.finished_at),
         (RunStatus::Succeeded, None, Some(at(T0 + 1)))
     );
+    assert_eq!((rec.wake_at, rec.lease_expires_at, rec.updated_at), (None, None, at(T0 + 1)));
+    assert_eq!(rec.flow_name, "a");
     assert_eq!(s.journal(&run.id).await.unwrap().len(), 2);
     let again =
         s.create_run_with(run.clone(), &[started(&run)], append(&run.id, "a", 1, &more, end, T0 + 1)).await;
