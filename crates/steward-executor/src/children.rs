@@ -41,20 +41,7 @@ impl ChildStarter {
         parent: Option<(String, String)>,
         now: Timestamp,
     ) -> Result<String, Error> {
-        self.start_triggered(version, inputs, id, parent, None, now).await
-    }
-
-    /// [`ChildStarter::start`] for a run a trigger started, recording what it delivered.
-    pub async fn start_triggered(
-        &self,
-        version: &FlowVersion,
-        inputs: Value,
-        id: String,
-        parent: Option<(String, String)>,
-        trigger: Option<Value>,
-        now: Timestamp,
-    ) -> Result<String, Error> {
-        let (run, events) = self.prepare(version, inputs, id, parent, trigger, now).await?;
+        let (run, events) = self.prepare(version, inputs, id, parent, None, now).await?;
         let id = run.id.clone();
         self.store.create_run(run, &events).await?;
         Ok(id)

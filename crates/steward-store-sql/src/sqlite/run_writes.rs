@@ -188,9 +188,10 @@ impl CreateWrite {
         Ok(CreateWrite { insert, entries })
     }
 
-    fn apply(&self, conn: &Connection) -> Result<()> {
+    /// The parameters `$1`..`$9` both inserts share, then `more`.
+    fn params<'a>(&'a self, more: &[&'a dyn ToSql]) -> Vec<&'a dyn ToSql> {
         let i = &self.insert;
-        let params: [&dyn ToSql; 11] = [
+        let mut params: Vec<&dyn ToSql> = vec![
             &i.id,
             &i.workspace,
             &i.version,
@@ -200,9 +201,14 @@ impl CreateWrite {
             &i.key,
             &i.limit,
             &i.now,
-            &i.lease_owner,
-            &i.lease_until,
         ];
+        params.extend_from_slice(more);
+        params
+    }
+
+    fn apply(&self, conn: &Connection) -> Result<()> {
+        let i = &self.insert;
+        let params = self.params(&[&i.lease_owner, &i.lease_until]);
         if execute(conn, sql::INSERT_RUN, &params)? == 0 {
             return Err(Error::NotFound(format!("flow version {}", i.version)));
         }
@@ -221,22 +227,7 @@ impl CreateWrite {
             ));
         }
         check::after_seq(&i.id, self.entries.len() as i64, end.after_seq)?;
-        let params: [&dyn ToSql; 14] = [
-            &i.id,
-            &i.workspace,
-            &i.version,
-            &i.inputs,
-            &i.parent_run,
-            &i.parent_step,
-            &i.key,
-            &i.limit,
-            &i.now,
-            &c.status,
-            &c.output,
-            &c.error,
-            &c.finished_at,
-            &c.now,
-        ];
+        let params = self.params(&[&c.status, &c.output, &c.error, &c.finished_at, &c.now]);
         if execute(conn, sql::INSERT_FINISHED_RUN, &params)? == 0 {
             return Err(Error::NotFound(format!("flow version {}", i.version)));
         }
