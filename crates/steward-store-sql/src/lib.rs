@@ -19,6 +19,7 @@ mod shared;
 mod sql;
 mod sqlite;
 mod triggers;
+mod vault;
 mod wake;
 
 use std::path::Path;

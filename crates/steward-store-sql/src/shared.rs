@@ -23,11 +23,13 @@ mod accounts;
 mod flows;
 mod runs;
 mod triggers;
+mod vault;
 
 pub(crate) use accounts::account_store;
 pub(crate) use flows::flow_store;
 pub(crate) use runs::run_store;
 pub(crate) use triggers::trigger_store;
+pub(crate) use vault::vault_store;
 
 /// Implements `FlowStore`, `RunStore` and `Wakeup` (so `Store`), `AccountStore`, `AuditStore`, `StatsStore` and `TriggerStore` for `$Store`, a
 /// [`Backend`](crate::backend::Backend) named by an identifier in scope where this is invoked.
@@ -37,6 +39,7 @@ macro_rules! store_traits {
         $crate::shared::flow_store!($Store);
         $crate::shared::trigger_store!($Store);
         $crate::shared::run_store!($Store);
+        $crate::shared::vault_store!($Store);
 
         #[async_trait::async_trait]
         impl steward_store::Wakeup for $Store {

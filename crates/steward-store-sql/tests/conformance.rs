@@ -101,6 +101,12 @@ conformance! {
         webhooks_are_found_by_path_until_revoked,
         schedules_are_due_in_order_and_advance_once,
     ],
+    vault: [
+        a_workspace_has_one_data_key_and_rotation_is_compare_and_set,
+        concurrent_first_keys_agree_on_one,
+        connections_are_per_workspace_with_unique_names,
+        connections_rotate_revoke_delete_and_restore,
+    ],
     listing: [
         list_runs_filters_and_pages,
         workspaces_are_isolated,

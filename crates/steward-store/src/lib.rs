@@ -14,11 +14,13 @@ mod accounts;
 mod audit;
 mod records;
 mod triggers;
+mod vault;
 
 pub use accounts::*;
 pub use audit::*;
 pub use records::*;
 pub use triggers::*;
+pub use vault::*;
 
 use async_trait::async_trait;
 use steward_engine::{Entry, Event, Timestamp};
@@ -166,5 +168,11 @@ pub struct QueueDepth {
 }
 
 /// Everything the server needs: the executor's store, accounts, the audit log and counts.
-pub trait ServerStore: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore {}
-impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore> ServerStore for T {}
+pub trait ServerStore:
+    Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore + VaultStore
+{
+}
+impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore + VaultStore>
+    ServerStore for T
+{
+}

@@ -10,3 +10,4 @@ pub mod journal;
 pub mod listing;
 pub mod signals;
 pub mod triggers;
+pub mod vault;
