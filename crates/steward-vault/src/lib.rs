@@ -10,12 +10,15 @@
 //!   to another row does not open.
 //!
 //! Plaintext lives in [`Secret`], which is wiped when dropped and never printed by `Debug`.
+//! [`Keyring`] puts the pieces together over a [`steward_store::VaultStore`].
 
 mod envelope;
+mod keyring;
 mod master;
 mod secret;
 
 pub use envelope::{Binding, DataKey, Sealed, WrappedKey};
+pub use keyring::Keyring;
 pub use master::{KeySource, MASTER_KEY_ENV, MasterKey};
 pub use secret::Secret;
 
@@ -40,6 +43,9 @@ pub enum Error {
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
     Random(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
