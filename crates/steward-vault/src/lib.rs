@@ -19,7 +19,7 @@ mod secret;
 
 pub use envelope::{Binding, DataKey, Sealed, WrappedKey};
 pub use keyring::Keyring;
-pub use master::{KeySource, MASTER_KEY_ENV, MasterKey};
+pub use master::{KeySource, MASTER_KEY_ENV, MasterKey, write_new as write_key_file};
 pub use secret::Secret;
 
 /// Why a key or a secret could not be used. Messages never contain key material or secrets.

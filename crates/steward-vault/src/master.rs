@@ -111,7 +111,7 @@ impl MasterKey {
 }
 
 /// Creates `file` with mode 0600 and the key; fails if it exists.
-pub(crate) fn write_new(file: &Path, key: &MasterKey) -> Result<()> {
+pub fn write_new(file: &Path, key: &MasterKey) -> Result<()> {
     let fail = |e: std::io::Error| {
         Error::MasterKey(format!("cannot create the master key file {}: {e}", file.display()))
     };

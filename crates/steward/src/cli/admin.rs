@@ -46,6 +46,15 @@ pub enum AdminCommand {
         #[arg(long)]
         expires_in_days: Option<u64>,
     },
+    /// Re-wrap every workspace's data key with a new master key (secrets are not touched),
+    /// then put the new key in the key file. Servers go on with the data keys they hold;
+    /// restart them one at a time to load the new key.
+    RotateMasterKey {
+        /// Read the new key from standard input (needed when the key comes from
+        /// STEWARD_MASTER_KEY); otherwise a new key is generated.
+        #[arg(long)]
+        new_key_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +70,20 @@ pub async fn command(location: &Location, cmd: AdminCommand) -> anyhow::Result<E
     let store = location.open_all().await?;
     let now = super::runs::now();
     match cmd {
+        AdminCommand::RotateMasterKey { new_key_stdin } => {
+            let id = super::keys::rotate(location, store.clone(), new_key_stdin).await?;
+            let event = NewAuditEvent {
+                workspace: None,
+                actor: "system:cli".into(),
+                action: "master_key.rotated".into(),
+                object_type: "master_key".into(),
+                object_id: Some(id),
+                source: None,
+                details: json!({}),
+                now,
+            };
+            store.append_audit(event).await?;
+        }
         AdminCommand::CreateUser { email, name, workspace, role, .. } => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;

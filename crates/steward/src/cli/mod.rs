@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod flows;
+pub mod keys;
 pub mod remote;
 pub mod run;
 pub mod runs;

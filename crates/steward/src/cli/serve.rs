@@ -28,6 +28,8 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     .map_err(anyhow::Error::msg)?;
     let config = args.settings.over(file).resolve().map_err(anyhow::Error::msg)?;
     let store = location.open_all().await?;
+    // Stops here, before listening, when the master key does not fit the database.
+    let _keyring = super::keys::open_keyring(location, store.clone()).await?;
     let executor = location.executor(store.clone(), config.max_runs, None, Some(config.drain))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
