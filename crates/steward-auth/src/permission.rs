@@ -68,6 +68,10 @@ permissions! {
     TokensCreate = "tokens:create",
     /// Read the audit log and verify its chain.
     AuditRead = "audit:read",
+    /// See the workspace's connections: names, kinds, allowed hosts, dates (never secrets).
+    ConnectionsRead = "connections:read",
+    /// Create, rotate, revoke, delete and restore connections.
+    ConnectionsWrite = "connections:write",
     /// Change the workspace's name and settings.
     WorkspaceAdmin = "workspace:admin",
     /// Delete the workspace and make or remove owners.

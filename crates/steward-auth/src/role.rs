@@ -46,6 +46,8 @@ impl Role {
             P::TokensCreate,
             P::AuditRead,
             P::WorkspaceAdmin,
+            P::ConnectionsRead,
+            P::ConnectionsWrite,
         ];
         const EDITOR: &[P] = &[
             P::FlowsRead,
@@ -58,6 +60,8 @@ impl Role {
             P::RunsApprove,
             P::MembersRead,
             P::TokensCreate,
+            P::ConnectionsRead,
+            P::ConnectionsWrite,
         ];
         const OPERATOR: &[P] = &[
             P::FlowsRead,
@@ -67,9 +71,11 @@ impl Role {
             P::RunsApprove,
             P::MembersRead,
             P::TokensCreate,
+            P::ConnectionsRead,
         ];
-        const VIEWER: &[P] = &[P::FlowsRead, P::RunsRead, P::MembersRead];
-        const AUDITOR: &[P] = &[P::FlowsRead, P::RunsRead, P::MembersRead, P::AuditRead, P::TokensCreate];
+        const VIEWER: &[P] = &[P::FlowsRead, P::RunsRead, P::MembersRead, P::ConnectionsRead];
+        const AUDITOR: &[P] =
+            &[P::FlowsRead, P::RunsRead, P::MembersRead, P::AuditRead, P::TokensCreate, P::ConnectionsRead];
         Permissions::of(match self {
             Role::Owner => OWNER,
             Role::Admin => ADMIN,

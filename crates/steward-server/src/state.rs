@@ -27,6 +27,7 @@ struct Shared {
     logins_per_address: Throttle,
     metrics: Arc<crate::metrics::Metrics>,
     limits: Limits,
+    keyring: Arc<steward_vault::Keyring>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -51,7 +52,12 @@ async fn forget_idle_limits(shared: std::sync::Weak<Shared>) {
 
 impl AppState {
     /// Must be called inside the async runtime: metrics start following the executor.
-    pub fn new(store: Arc<dyn ServerStore>, executor: Executor, config: Config) -> Self {
+    pub fn new(
+        store: Arc<dyn ServerStore>,
+        executor: Executor,
+        config: Config,
+        keyring: Arc<steward_vault::Keyring>,
+    ) -> Self {
         let attempts = config.login_attempts;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         metrics.follow(&executor);
@@ -62,6 +68,7 @@ impl AppState {
             metrics.clone(),
         );
         let inner = Shared {
+            keyring,
             limits,
             metrics,
             store,
@@ -85,6 +92,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// Seals and opens connection secrets.
+    pub fn keyring(&self) -> &steward_vault::Keyring {
+        &self.inner.keyring
     }
 
     pub fn limits(&self) -> &Limits {

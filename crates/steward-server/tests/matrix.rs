@@ -85,6 +85,15 @@ async fn fixture(app: &TestApp, owner: &str) -> Fixture {
         .call(Method::POST, &format!("/api/v1/workspaces/{WS}/invitations"), Some(owner), Some(body))
         .await;
     let invitation = inv["id"].as_str().unwrap().to_owned();
+    let (status, made) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{WS}/connections"),
+            Some(owner),
+            Some(connection_body("github")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
     Fixture { run, member, token_id, invitation }
 }
 
@@ -101,6 +110,11 @@ fn concrete(path: &str, workspace: &str, f: &Fixture) -> String {
         .replace("{id}", id)
         .replace("{user}", &f.member)
         .replace("{step}", "greet")
+        .replace("{connection}", "github")
+}
+
+fn connection_body(name: &str) -> Value {
+    json!({ "name": name, "kind": "bearer", "hosts": ["api.github.com"], "secret": "ghp_matrix" })
 }
 
 /// A body that passes validation where the operation takes one.
@@ -114,6 +128,10 @@ fn body(method: &Method, path: &str) -> Option<Value> {
         json!({ "email": "someone@example.com", "role": "viewer" })
     } else if path.ends_with("/tokens") {
         json!({ "name": "t", "permissions": ["flows:read"] })
+    } else if path.ends_with("/connections") {
+        connection_body("another")
+    } else if path.ends_with("/rotate") {
+        json!({ "secret": "ghp_rotated" })
     } else if path.ends_with("/schedules") {
         json!({ "cron": "0 9 * * *" })
     } else if path.contains("/members/") {
@@ -144,7 +162,7 @@ async fn matrix(db: Db) {
         let (status, _) = app
             .call(op.method.clone(), &concrete(&op.path, OTHER_WS, &f), Some(&outsider.token), body.clone())
             .await;
-        if op.path.contains("{id}") || op.path.contains("{user}") || op.path.contains("{name}") {
+        if ["{id}", "{user}", "{name}", "{connection}"].iter().any(|p| op.path.contains(p)) {
             assert!(
                 matches!(
                     status,

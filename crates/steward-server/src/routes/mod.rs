@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod flows;
 pub mod meta;
 pub mod runs;
@@ -29,12 +30,13 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(audit::router())
         .merge(webhooks::router())
         .merge(schedules::router())
+        .merge(connections::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "Flows, runs, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
+            "Flows, runs, connections, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
              Each operation's security scope is the permission it needs in the workspace.",
         ))
         .build();

@@ -41,6 +41,8 @@ pub struct TestApp {
     pub store: Arc<dyn ServerStore>,
     pub executor: Executor,
     stop: watch::Sender<bool>,
+    /// The master key; a server beside this one uses it too.
+    pub master: steward_vault::MasterKey,
     _dir: Option<TempDir>,
     pg_schema: Option<String>,
     owns_schema: bool,
@@ -55,7 +57,8 @@ impl TestApp {
 
     pub async fn with_config(db: Db, config: Config) -> Self {
         let schema = format!("t_srv_{}", uuid::Uuid::now_v7().simple());
-        let mut app = Self::open(db, config, &schema).await;
+        let master = steward_vault::MasterKey::generate().expect("master key");
+        let mut app = Self::open(db, config, &schema, master).await;
         app.owns_schema = true;
         app
     }
@@ -63,10 +66,10 @@ impl TestApp {
     /// A second server on the same PostgreSQL schema as `self`.
     pub async fn beside(&self) -> Self {
         let schema = self.pg_schema.clone().expect("a PostgreSQL test app");
-        Self::open(Db::Postgres, unlimited(), &schema).await
+        Self::open(Db::Postgres, unlimited(), &schema, self.master.clone()).await
     }
 
-    async fn open(db: Db, config: Config, schema: &str) -> Self {
+    async fn open(db: Db, config: Config, schema: &str, master: steward_vault::MasterKey) -> Self {
         let (store, dir, pg_schema): (Arc<dyn ServerStore>, _, _) = match db {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -92,10 +95,11 @@ impl TestApp {
             let executor = executor.clone();
             async move { executor.run(stop_rx).await }
         });
-        let state = AppState::new(store.clone(), executor.clone(), config);
+        let keyring = Arc::new(steward_vault::Keyring::new(master.clone(), store.clone()));
+        let state = AppState::new(store.clone(), executor.clone(), config, keyring);
         tokio::spawn(steward_server::scheduler::run(state.clone(), stop.subscribe()));
         let app = steward_server::app(state.clone());
-        Self { app, state, store, executor, stop, _dir: dir, pg_schema, owns_schema: false }
+        Self { app, state, store, executor, stop, master, _dir: dir, pg_schema, owns_schema: false }
     }
 
     pub async fn finish(self) {

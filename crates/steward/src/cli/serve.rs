@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -29,7 +30,7 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     let config = args.settings.over(file).resolve().map_err(anyhow::Error::msg)?;
     let store = location.open_all().await?;
     // Stops here, before listening, when the master key does not fit the database.
-    let _keyring = super::keys::open_keyring(location, store.clone()).await?;
+    let keyring = Arc::new(super::keys::open_keyring(location, store.clone()).await?);
     let executor = location.executor(store.clone(), config.max_runs, None, Some(config.drain))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -41,7 +42,7 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
              steward admin create-user --email you@example.com --password-stdin"
         );
     }
-    let state = AppState::new(store, executor.clone(), config);
+    let state = AppState::new(store, executor.clone(), config, keyring);
     let (stop, stop_rx) = watch::channel(false);
     let scheduler = tokio::spawn(steward_server::scheduler::run(state.clone(), stop_rx.clone()));
     let worker = tokio::spawn({
