@@ -59,6 +59,9 @@ enum Command {
     /// Inspect and control runs.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
+    /// Manage a server's connections (credentials for outside services); needs --server.
+    #[command(subcommand)]
+    Connections(cli::connections::ConnectionsCommand),
     /// Execute queued runs until stopped (scale out against a shared PostgreSQL database).
     Worker(cli::worker::WorkerArgs),
     /// Serve the HTTP API and execute runs, on one port.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
                 Some(r) => cli::remote::flows(r, c).await,
                 None => cli::flows::command(&location, c).await,
             },
+            Command::Connections(c) => cli::connections::command(remote.as_ref(), c).await,
             Command::Runs(c) => match &remote {
                 Some(r) => cli::remote::runs(r, c).await,
                 None => cli::runs::command(&location, c).await,

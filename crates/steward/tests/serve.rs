@@ -145,6 +145,43 @@ async fn serve_from_first_account_to_graceful_stop() {
     let anonymous = client.get(format!("{api}/flows")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 
+    // Connections from the CLI: the secret from stdin, never echoed; the database holds it sealed.
+    let canary = "ghp_cli_canary_5a8e";
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = steward(&data)
+            .arg("--server")
+            .arg(&base)
+            .env("STEWARD_TOKEN", &token)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, said) = with_stdin(
+        &["connections", "add", "github", "--kind", "bearer", "--host", "api.github.com", "--secret-stdin"],
+        &format!("{canary}\n"),
+    );
+    assert_eq!(code, Some(0), "{said}");
+    let (code, rotated) =
+        with_stdin(&["connections", "rotate", "github", "--secret-stdin"], &format!("{canary}-2\n"));
+    assert_eq!(code, Some(0), "{rotated}");
+    let (_, listed, _) = cli(&["connections", "list"]);
+    assert!(listed.contains("github") && listed.contains("api.github.com"), "{listed}");
+    let (_, shown, _) = cli(&["connections", "show", "github", "--json"]);
+    let (code, _, err) = cli(&["connections", "add", "x", "--kind", "bearer", "--host", "a.com"]);
+    assert_eq!(code, Some(2), "a secret source is required: {err}");
+    for output in [&said, &rotated, &listed, &shown] {
+        assert!(!output.contains("canary"), "{output}");
+    }
+
     // SIGTERM: the server stops accepting, drains and exits cleanly.
     let mut child = server.0.take().unwrap();
     let pid = child.id().to_string();
@@ -157,6 +194,11 @@ async fn serve_from_first_account_to_graceful_stop() {
     let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(report["intact"], true);
     assert!(report["checked"].as_u64().unwrap() >= 3, "user, token and flow were audited: {report}");
+    let files: Vec<u8> = std::fs::read_dir(&data)
+        .unwrap()
+        .flat_map(|e| std::fs::read(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(!files.windows(canary.len()).any(|w| w == canary.as_bytes()), "the secret is stored sealed");
 
     // Someone with the database file rewrites history.
     let url = format!("sqlite://{}", data.join("steward.db").display());

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod admin;
+pub mod connections;
 pub mod flows;
 pub mod keys;
 pub mod remote;

@@ -61,7 +61,12 @@ impl Remote {
     }
 
     /// Calls and fails the command on a refusal.
-    async fn must(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn must(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         match self.call(method, path, body).await? {
             Ok(v) => Ok(v),
             Err(r) => bail!("the server refused ({}): {}", r.status.as_u16(), r.message),
