@@ -1,5 +1,5 @@
 //! Fixtures shared by the integration tests of several crates: a real HTTP server on loopback
-//! whose behaviour a test scripts, and fresh PostgreSQL databases.
+//! whose behaviour a test scripts, fresh PostgreSQL databases, and records to store.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -157,4 +157,28 @@ pub async fn fresh_pg_database() -> String {
     sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.expect("create test database");
     let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
     format!("{base}/{name}")
+}
+
+/// A bearer connection to `api.example.com` holding `sealed`, as of `now`.
+pub fn connection(
+    workspace: &str,
+    name: &str,
+    sealed: String,
+    now: steward_engine::Timestamp,
+) -> steward_store::Connection {
+    steward_store::Connection {
+        id: format!("{workspace}-{name}"),
+        workspace_id: workspace.to_owned(),
+        name: name.to_owned(),
+        kind: "bearer".into(),
+        hosts: vec!["api.example.com".into()],
+        settings: json!({}),
+        sealed,
+        created_by: "user:1".into(),
+        created_at: now,
+        updated_at: now,
+        rotated_at: None,
+        revoked_at: None,
+        deleted_at: None,
+    }
 }

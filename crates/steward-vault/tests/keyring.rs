@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use steward_engine::Timestamp;
-use steward_store::{Connection, VaultStore};
+use steward_store::VaultStore;
 use steward_vault::{Error, Keyring, MasterKey, Secret};
 
 const CANARY: &str = "canary-3f9c1e-secret-value";
@@ -21,21 +20,7 @@ async fn store(dir: &std::path::Path) -> Arc<dyn VaultStore> {
 
 async fn add(keyring: &Keyring, store: &Arc<dyn VaultStore>, workspace: &str, name: &str, value: &str) {
     let sealed = keyring.seal(workspace, name, &Secret::from(value), NOW).await.unwrap();
-    let c = Connection {
-        id: format!("{workspace}-{name}"),
-        workspace_id: workspace.into(),
-        name: name.into(),
-        kind: "bearer".into(),
-        hosts: vec!["api.example.com".into()],
-        settings: json!({}),
-        sealed,
-        created_by: "user:1".into(),
-        created_at: NOW,
-        updated_at: NOW,
-        rotated_at: None,
-        revoked_at: None,
-        deleted_at: None,
-    };
+    let c = steward_testkit::connection(workspace, name, sealed, NOW);
     store.create_connection(&c).await.unwrap();
 }
 

@@ -9,9 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use serde_json::json;
 use steward_engine::Timestamp;
-use steward_store::{Connection, VaultStore};
+use steward_store::VaultStore;
 use steward_vault::{Keyring, MasterKey, Secret};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
@@ -96,21 +95,7 @@ async fn rotation_replaces_the_key_and_keeps_secrets_readable() {
         .seal("default", "github", &Secret::from("ghp_x"), NOW)
         .await
         .unwrap();
-    let c = Connection {
-        id: "c1".into(),
-        workspace_id: "default".into(),
-        name: "github".into(),
-        kind: "bearer".into(),
-        hosts: vec!["api.github.com".into()],
-        settings: json!({}),
-        sealed,
-        created_by: "user:1".into(),
-        created_at: NOW,
-        updated_at: NOW,
-        rotated_at: None,
-        revoked_at: None,
-        deleted_at: None,
-    };
+    let c = steward_testkit::connection("default", "github", sealed, NOW);
     store.create_connection(&c).await.unwrap();
 
     let out = steward(&data).args(["admin", "rotate-master-key"]).output().unwrap();
