@@ -33,13 +33,6 @@ const MAX_UNCOMMITTED: usize = 256;
 /// ...and every this long.
 const MAX_UNCOMMITTED_FOR: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// What the starter of a run hands its driver: the whole journal, and what creating the run
-/// takes when it is not stored yet.
-pub(crate) struct Given {
-    pub(crate) journal: Vec<Entry>,
-    pub(crate) create: Option<Creation>,
-}
-
 pub(crate) struct Driver {
     ex: Arc<Inner>,
     run: RunRecord,
@@ -69,12 +62,13 @@ impl Driver {
         run: RunRecord,
         poke: Arc<Notify>,
         stop: watch::Receiver<Stop>,
-        given: Option<Given>,
+        create: Option<Creation>,
     ) -> Result<Self, Error> {
         let compiled = ex.starter.compiled(&run.workspace, &run.flow_version_id).await?;
-        let (journal, create) = match given {
-            Some(g) => (g.journal, g.create),
-            None => (ex.store.journal(&run.id).await?, None),
+        // A run not stored yet has only the first entries its starter made.
+        let journal = match &create {
+            Some(c) => steward_store::first_entries(&c.events, c.run.now),
+            None => ex.store.journal(&run.id).await?,
         };
         let state = RunState::replay(&compiled.plan, &journal);
         Ok(Self {

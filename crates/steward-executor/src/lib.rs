@@ -116,7 +116,6 @@ struct Active {
 /// first commit.
 struct Handoff {
     run: RunRecord,
-    journal: Vec<Entry>,
     poke: Arc<Notify>,
     stop: watch::Receiver<Stop>,
     create: Creation,
@@ -275,11 +274,10 @@ impl Executor {
             lease_owner: Some(owner.clone()),
             lease_expires_at: Some(until),
         };
-        let journal = steward_store::first_entries(&events, now);
         let (told, answer) = oneshot::channel();
         let create = Creation { run, events, told, stored };
         if let Err(mpsc::error::SendError(h)) =
-            self.inner.handoff.send(Handoff { run: record, journal, poke, stop, create })
+            self.inner.handoff.send(Handoff { run: record, poke, stop, create })
         {
             // The loop stopped meanwhile: queue the run for whoever claims next.
             self.inner.unreserve(&id);
@@ -328,8 +326,7 @@ impl Executor {
                             break;
                         }
                         Some(h) = handoffs.recv() => {
-                            let given = driver::Given { journal: h.journal, create: Some(h.create) };
-                            self.spawn_driver(&mut drivers, h.run, h.poke, h.stop, Some(given));
+                            self.spawn_driver(&mut drivers, h.run, h.poke, h.stop, Some(h.create));
                         }
                         // A finished run makes room for runs that were left queued.
                         Some(_) = drivers.join_next() => if claimed == Claimed::NoRoom { break },
@@ -370,21 +367,20 @@ impl Executor {
         Ok(claimed)
     }
 
-    /// Drives `run` (registered in `active`) until it finishes or is handed back. `given`
-    /// is the run's whole journal when the caller knows it, and what creating it takes when
-    /// it is not stored yet.
+    /// Drives `run` (registered in `active`) until it finishes or is handed back. `create` is
+    /// what storing it takes when it is not stored yet.
     fn spawn_driver(
         &self,
         drivers: &mut JoinSet<()>,
         run: RunRecord,
         poke: Arc<Notify>,
         stop: watch::Receiver<Stop>,
-        given: Option<driver::Given>,
+        create: Option<Creation>,
     ) {
         let inner = self.inner.clone();
         drivers.spawn(async move {
             let id = run.id.clone();
-            let result = match driver::Driver::new(inner.clone(), run, poke, stop, given).await {
+            let result = match driver::Driver::new(inner.clone(), run, poke, stop, create).await {
                 Ok(d) => d.drive().await,
                 Err(e) => Err(e),
             };

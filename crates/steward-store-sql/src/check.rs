@@ -72,6 +72,17 @@ pub(crate) fn first_entries(events: &[Event], now: Timestamp) -> Vec<Entry> {
     steward_store::first_entries(events, now)
 }
 
+/// A run created with its first commit: the commit is for that run, by the lease holder.
+pub(crate) fn created_with(run: &NewRun, append: &Append<'_>) -> Result<()> {
+    let leased_to_committer = run.leased_to.as_ref().is_some_and(|(owner, _)| owner == append.owner);
+    if run.id != append.run_id || !leased_to_committer {
+        return Err(Error::Invalid(
+            "a run created with its first commit is that run's, leased to the committer".to_owned(),
+        ));
+    }
+    entries(append.after_seq, append.entries)
+}
+
 pub(crate) fn lease(lease_ms: u64) -> Result<()> {
     if lease_ms == 0 {
         return Err(Error::Invalid("a lease must last at least 1 ms".to_owned()));

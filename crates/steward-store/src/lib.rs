@@ -92,8 +92,9 @@ pub trait FlowStore: Send + Sync {
 /// Runs, their journals, leases and signals.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Inserts a queued run and its first journal entries in one transaction, due at once,
-    /// and wakes executors.
+    /// Inserts a run and its first journal entries in one transaction: queued and due at once
+    /// (and executors are woken), or, with `run.leased_to`, running under that lease (and
+    /// nobody is woken).
     async fn create_run(&self, run: NewRun, events: &[Event]) -> Result<()>;
 
     /// Takes up to `limit` due runs for `owner` until `now + lease_ms`: runs that are queued,

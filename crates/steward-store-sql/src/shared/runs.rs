@@ -116,12 +116,7 @@ macro_rules! run_store {
                     events: &[Event],
                     append: Append<'_>,
                 ) -> Result<()> {
-                    check::entries(append.after_seq, append.entries)?;
-                    if run.leased_to.as_ref().is_none_or(|(owner, _)| owner != append.owner) {
-                        return Err(Error::Invalid(
-                            "a run created with its first commit is leased to the committer".to_owned(),
-                        ));
-                    }
+                    check::created_with(&run, &append)?;
                     if let Some(writer) = self.run_writer() {
                         return writer.create_run_with(&run, events, &append).await;
                     }

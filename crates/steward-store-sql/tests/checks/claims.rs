@@ -86,6 +86,14 @@ pub async fn a_run_can_be_created_with_its_first_commit_or_not_at_all(db: &TestD
         .create_run_with(elsewhere, &[started(&run)], append(&run.id, "a", 1, &more, end.clone(), T0 + 1))
         .await;
     assert!(matches!(wrong_owner, Err(Error::Invalid(_))), "{wrong_owner:?}");
+    let other_run = s
+        .create_run_with(
+            run.clone(),
+            &[started(&run)],
+            append("another-run", "a", 1, &more, end.clone(), T0 + 1),
+        )
+        .await;
+    assert!(matches!(other_run, Err(Error::Invalid(_))), "a commit for another run: {other_run:?}");
 
     s.create_run_with(run.clone(), &[started(&run)], append(&run.id, "a", 1, &more, end.clone(), T0 + 1))
         .await
