@@ -138,6 +138,8 @@ pub fn options(max_runs: usize) -> ExecutorOptions {
         owner: format!("bench-{}", std::process::id()),
         lease: Duration::from_secs(30),
         max_runs,
+        // The benchmarks' HTTP steps call a server on loopback.
+        egress: steward_testkit::loopback_egress(),
         ..ExecutorOptions::default()
     }
 }

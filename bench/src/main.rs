@@ -105,6 +105,12 @@ pub struct RunArgs {
     /// The `steward` binary for waiting-memory and webhook (default: next to this binary).
     #[arg(long)]
     pub steward_bin: Option<PathBuf>,
+    /// Webhook only: what the vault adds. `none`: the 3-transform flow in a workspace without
+    /// connections; `workspace`: the same with 20 connections, so every payload is scanned for
+    /// their secrets; `http`: a flow with an HTTP step to a loopback server; `connection`: the
+    /// same step carrying a bearer connection (opened, attached, scanned), with the 20 too.
+    #[arg(long, value_enum, default_value = "none")]
+    pub secrets: webhook::Secrets,
     /// Gives up on a repetition after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -138,7 +144,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Webhook(args) => {
             let reps = args.reps.unwrap_or(3);
-            report::repeat("webhook", &args, reps, |rep| webhook::rep(&args, rep)).await
+            let scenario = args.secrets.scenario();
+            report::repeat(scenario, &args, reps, |rep| webhook::rep(&args, rep)).await
         }
         Command::Machine { when } => {
             println!("{}", machine::describe(&when));

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use steward_engine::{Entry, Event, Timestamp};
 use steward_store::{
-    Append, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, NewRun, Result, RunFilter, RunRecord,
-    RunStore, Signal, Store, Wakeup,
+    Append, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, NewRun, PolicySettings, PolicyStore, Result,
+    RunFilter, RunRecord, RunStore, Signal, Store, Wakeup, WorkspacePolicy,
 };
 
 /// Calls and wall time per store method, and the journal entries `append` was given.
@@ -230,5 +230,22 @@ impl RunStore for Timed {
 impl Wakeup for Timed {
     async fn wait(&self, timeout_ms: u64) {
         self.inner.wait(timeout_ms).await;
+    }
+}
+
+#[async_trait]
+impl PolicyStore for Timed {
+    async fn policy(&self, workspace: &str) -> Result<WorkspacePolicy> {
+        self.time("policy", self.inner.policy(workspace)).await
+    }
+
+    async fn set_policy(
+        &self,
+        workspace: &str,
+        settings: &PolicySettings,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<WorkspacePolicy> {
+        self.inner.set_policy(workspace, settings, by, now).await
     }
 }

@@ -45,6 +45,44 @@ steps:
 output: ${{ .steps.answer.output }}
 ";
 
+/// The flow of the `http` and `connection` variants: the same answer, with an HTTP step to a
+/// loopback server in the middle (`{url}` and `{connection}` are filled in).
+const HTTP_FLOW: &str = "name: bench-hook
+steps:
+  - id: parse
+    transform: '{ n: .trigger.body.n, from: .trigger.body.from }'
+  - id: call
+    http:
+      url: '{url}'{connection}
+  - id: answer
+    transform: '{ n: .steps.parse.output.n, doubled: (if .steps.parse.output.n > 10 then .steps.parse.output.n * 2 else null end), from: .steps.parse.output.from }'
+output: ${{ .steps.answer.output }}
+";
+
+/// Connections made in the `workspace` and `connection` variants (their secrets are scanned
+/// for in every payload).
+const CONNECTIONS: usize = 20;
+
+/// What the vault adds to the webhook's work (see `--secrets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Secrets {
+    None,
+    Workspace,
+    Http,
+    Connection,
+}
+
+impl Secrets {
+    pub fn scenario(self) -> &'static str {
+        match self {
+            Secrets::None => "webhook",
+            Secrets::Workspace => "webhook-scanned",
+            Secrets::Http => "webhook-http",
+            Secrets::Connection => "webhook-http-connection",
+        }
+    }
+}
+
 const WARM_UP: usize = 200;
 
 pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
@@ -55,8 +93,9 @@ pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
     let token = first_token(&bin, &fresh.location).await?;
     let log = logs.path().join("serve.log");
     let (mut server, addr) = serve(&bin, &fresh.location, &log).await?;
+    let target = steward_testkit::Recorder::start().await;
     let result = async {
-        let hook = setup(addr, &token).await?;
+        let hook = setup(addr, &token, args.secrets, &format!("{}/hit/bench", target.base)).await?;
         let idle = read_memory(&server)?;
         let mut sample = Sample::new();
         let mut accepted = phase(addr, &hook, 4, Phase::Count(WARM_UP)).await?.ok;
@@ -118,6 +157,8 @@ async fn serve(bin: &Path, location: &Location, log: &Path) -> anyhow::Result<(C
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(["--rate-limit-address", "off", "--rate-limit-token", "off", "--rate-limit-webhook", "off"])
         .env("STEWARD_LOG", "warn")
+        // The HTTP variants call a server on loopback.
+        .env("STEWARD_EGRESS_ALLOW", steward_testkit::LOOPBACK_EGRESS)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -152,11 +193,40 @@ fn with_log(e: anyhow::Error, log: &Path) -> anyhow::Error {
     e.context(format!("server log (last lines):\n{}", tail.join("\n")))
 }
 
-/// Applies the flow and creates its sync webhook; returns the webhook's path.
-async fn setup(addr: SocketAddr, token: &str) -> anyhow::Result<String> {
+/// Makes the variant's connections, applies the flow and creates its sync webhook; returns the
+/// webhook's path.
+async fn setup(addr: SocketAddr, token: &str, secrets: Secrets, url: &str) -> anyhow::Result<String> {
     let mut conn = Conn::open(addr).await?;
     let api = "/api/v1/workspaces/default";
-    let body = Bytes::from(json!({ "source": FLOW }).to_string());
+    if matches!(secrets, Secrets::Workspace | Secrets::Connection) {
+        for i in 0..=CONNECTIONS {
+            let (name, host) =
+                if i == 0 { ("bench".to_owned(), "127.0.0.1") } else { (format!("c{i}"), "api.example.com") };
+            let secret = format!("bench-secret-{i}-{}", uuid::Uuid::now_v7().simple());
+            let body = json!({ "name": name, "kind": "bearer", "hosts": [host], "secret": secret });
+            let (status, text) = conn
+                .send(
+                    Method::POST,
+                    &format!("{api}/connections"),
+                    Some(token),
+                    Some(Bytes::from(body.to_string())),
+                )
+                .await?;
+            anyhow::ensure!(
+                status == StatusCode::CREATED,
+                "connection: {status} {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+    let flow = match secrets {
+        Secrets::None | Secrets::Workspace => FLOW.to_owned(),
+        Secrets::Http => HTTP_FLOW.replace("{url}", url).replace("{connection}", ""),
+        Secrets::Connection => {
+            HTTP_FLOW.replace("{url}", url).replace("{connection}", "\n      connection: bench")
+        }
+    };
+    let body = Bytes::from(json!({ "source": flow }).to_string());
     let (status, text) = conn.send(Method::POST, &format!("{api}/flows"), Some(token), Some(body)).await?;
     anyhow::ensure!(status.is_success(), "apply: {status} {}", String::from_utf8_lossy(&text));
     let body = Bytes::from(json!({ "mode": "sync", "sync_timeout_ms": 10_000 }).to_string());

@@ -72,6 +72,9 @@ permissions! {
     ConnectionsRead = "connections:read",
     /// Create, rotate, revoke, delete and restore connections.
     ConnectionsWrite = "connections:write",
+    /// Export the whole workspace: flows, runs with their payloads, members' e-mail
+    /// addresses and the audit log (never secret values).
+    WorkspaceExport = "workspace:export",
     /// Change the workspace's name and settings.
     WorkspaceAdmin = "workspace:admin",
     /// Delete the workspace and make or remove owners.

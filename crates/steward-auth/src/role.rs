@@ -46,6 +46,7 @@ impl Role {
             P::TokensCreate,
             P::AuditRead,
             P::WorkspaceAdmin,
+            P::WorkspaceExport,
             P::ConnectionsRead,
             P::ConnectionsWrite,
         ];

@@ -126,6 +126,20 @@ impl<'p> Engine<'p> {
         tx.events
     }
 
+    /// Records what a running step's attempt sent to outside processors (`data_sent` events),
+    /// before its outcome. Other events, and receipts of steps no longer running, are ignored.
+    pub fn receipts(&self, state: &mut RunState, key: &str, sent: Vec<Event>, now: Timestamp) -> Vec<Event> {
+        let mut tx = Tx::new(self.plan, state, now);
+        if tx.status(key) == Some(StepStatus::Running) {
+            for event in sent {
+                if matches!(&event, Event::DataSent { key: k, .. } if k == key) {
+                    tx.emit(event);
+                }
+            }
+        }
+        tx.events
+    }
+
     /// Steps that were running when their executor died are run again (same attempt number),
     /// up to [`MAX_INTERRUPTIONS`] times.
     pub fn recover(&self, state: &mut RunState, now: Timestamp) -> Vec<Event> {

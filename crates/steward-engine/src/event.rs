@@ -102,6 +102,19 @@ pub enum Event {
         output: Option<Value>,
         error: Option<StepError>,
     },
+    /// Data went to an outside processor during an attempt of the step (a data-flow receipt
+    /// entry, one per host a request reached): the host, the connections whose credentials
+    /// went along, the bytes sent and the categories of data the request was built from
+    /// (`inputs`, `steps.<id>`, ...). Never the data itself. Does not change the run's state.
+    DataSent {
+        key: String,
+        host: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        connections: Vec<String>,
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        categories: Vec<String>,
+    },
 }
 
 /// A run's overall status.
@@ -167,7 +180,8 @@ impl Event {
             | ItemStarted { key, .. }
             | ChildStarted { key, .. }
             | HandlerStarted { key, .. }
-            | StepCancelled { key } => Some(key),
+            | StepCancelled { key }
+            | DataSent { key, .. } => Some(key),
             RunStarted { .. } | RunCancelled { .. } | RunFinished { .. } => None,
         }
     }
@@ -195,6 +209,7 @@ impl Event {
             StepCancelled { .. } => "step_cancelled",
             RunCancelled { .. } => "run_cancelled",
             RunFinished { .. } => "run_finished",
+            DataSent { .. } => "data_sent",
         }
     }
 }

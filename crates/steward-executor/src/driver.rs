@@ -17,12 +17,14 @@ use std::sync::Arc;
 use serde_json::Value;
 use steward_engine::{Engine, Entry, Event, Outcome, RunState, StepStatus, Timestamp, Work};
 use steward_store::{Append, RunRecord, RunUpdate, Signal};
+use steward_vault::Redactor;
 use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::catalog::Compiled;
 use crate::context::Contexts;
-use crate::step::{Attempt, at_once, in_place, perform};
+use crate::secrets::redact_outcome;
+use crate::step::{Attempt, Done, at_once, in_place, perform};
 use crate::{Creation, Error, Inner, Progress, RunEnd, Stop, retention};
 
 /// Waits shorter than this are slept through instead of releasing the run.
@@ -42,7 +44,7 @@ pub(crate) struct Driver {
     committed_seq: u64,
     pending: Vec<Entry>,
     consumed: Vec<i64>,
-    in_flight: JoinSet<(String, Outcome)>,
+    in_flight: JoinSet<(String, Done)>,
     handles: HashMap<String, AbortHandle>,
     poke: Arc<Notify>,
     stop: watch::Receiver<Stop>,
@@ -54,6 +56,8 @@ pub(crate) struct Driver {
     effect_pending: bool,
     /// Set until the first commit stores the run.
     create: Option<Creation>,
+    /// The workspace's secrets, redacted from every outcome; and when it was fetched.
+    redactor: (std::time::Instant, Arc<Redactor>),
 }
 
 impl Driver {
@@ -71,7 +75,9 @@ impl Driver {
             None => ex.store.journal(&run.id).await?,
         };
         let state = RunState::replay(&compiled.plan, &journal);
+        let redactor = ex.services.vault.redactor(&run.workspace, ex.clock.now()).await;
         Ok(Self {
+            redactor: (std::time::Instant::now(), redactor),
             committed_seq: state.last_seq,
             contexts: Contexts::new(&compiled, &state),
             ex,
@@ -333,6 +339,7 @@ impl Driver {
 
     /// Waits for an outcome, a signal, a timer or a stop; false when the driver must quit now.
     async fn wait(&mut self) -> Result<bool, Error> {
+        self.refresh_redactor().await;
         let now = self.now();
         let sleep_ms =
             self.engine().next_wake(&self.state).map(|w| (w.millis() - now.millis()).max(0) as u64);
@@ -383,18 +390,35 @@ impl Driver {
         }
     }
 
-    fn on_joined(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
-        let Ok((key, outcome)) = joined else { return };
+    fn on_joined(&mut self, joined: Result<(String, Done), tokio::task::JoinError>) {
+        let Ok((key, done)) = joined else { return };
         self.handles.remove(&key);
         self.effect_pending = true;
-        self.on_outcome(&key, outcome);
+        if !done.sent.is_empty() {
+            let now = self.now();
+            let plan = self.compiled.clone();
+            let events = Engine::new(&plan.plan).receipts(&mut self.state, &key, done.sent, now);
+            self.push(events, now);
+        }
+        self.on_outcome(&key, done.outcome);
     }
 
-    fn on_outcome(&mut self, key: &str, outcome: Outcome) {
+    /// Hands an outcome to the engine, with the workspace's secrets redacted from it.
+    fn on_outcome(&mut self, key: &str, mut outcome: Outcome) {
+        redact_outcome(&self.redactor.1, &mut outcome);
         let now = self.now();
         let plan = self.compiled.clone();
         let events = Engine::new(&plan.plan).outcome(&mut self.state, key, outcome, now);
         self.push(events, now);
+    }
+
+    /// Reads the workspace's secrets again when the redactor in use is older than the vault's
+    /// refresh interval (long runs see connections created after they started).
+    async fn refresh_redactor(&mut self) {
+        if self.redactor.0.elapsed() >= crate::secrets::REDACTOR_TTL {
+            let fresh = self.ex.services.vault.redactor(&self.run.workspace, self.now()).await;
+            self.redactor = (std::time::Instant::now(), fresh);
+        }
     }
 
     async fn finished(mut self) -> Result<(), Error> {

@@ -18,6 +18,7 @@ mod context;
 mod driver;
 mod ends;
 mod retention;
+mod secrets;
 mod step;
 mod validate;
 
@@ -37,7 +38,6 @@ use tokio::task::JoinSet;
 pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
 pub use ends::{EndWatch, RunEnd};
-pub use retention::summary;
 pub use step::{DEFAULT_TIMEOUT, idempotency_key};
 pub use validate::{called_flows, new_version, validate};
 
@@ -72,6 +72,11 @@ pub struct ExecutorOptions {
     /// How long shutdown waits for in-flight steps to reach a committed point.
     pub drain: Duration,
     pub code_limits: SandboxLimits,
+    /// Opens connection secrets for http steps and redacts secrets from outcomes. Without it,
+    /// steps that use a connection fail and nothing is redacted.
+    pub keyring: Option<Arc<steward_vault::Keyring>>,
+    /// Which private, loopback or link-local ranges flows may reach (none by default).
+    pub egress: steward_steps::egress::EgressPolicy,
 }
 
 impl Default for ExecutorOptions {
@@ -83,6 +88,8 @@ impl Default for ExecutorOptions {
             poll: Duration::from_secs(1),
             drain: Duration::from_secs(30),
             code_limits: SandboxLimits::default(),
+            keyring: None,
+            egress: steward_steps::egress::EgressPolicy::strict(),
         }
     }
 }
@@ -178,9 +185,11 @@ impl Executor {
         opts: ExecutorOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let http = steward_steps::http::HttpClient::new().map_err(Error::Setup)?;
+        let http = steward_steps::http::HttpClient::new(opts.egress.clone()).map_err(Error::Setup)?;
         let starter = ChildStarter { store: store.clone(), catalog: Arc::new(catalog::Catalog::default()) };
-        let services = Services { http, code_limits: opts.code_limits.clone(), children: starter.clone() };
+        let vault = Arc::new(secrets::Vault::new(opts.keyring.clone(), store.clone()));
+        let services =
+            Services { http, code_limits: opts.code_limits.clone(), children: starter.clone(), vault };
         let (progress, _) = broadcast::channel(4096);
         let (handoff, handoffs) = mpsc::unbounded_channel();
         let inner = Inner {
@@ -247,6 +256,16 @@ impl Executor {
         trigger: Option<Value>,
     ) -> Result<String, Error> {
         let now = self.now();
+        // A secret in what starts a run (pasted into inputs, echoed in a delivery) is
+        // replaced before anything is stored.
+        let (mut inputs, mut trigger) = (inputs, trigger);
+        let redactor = self.inner.services.vault.redactor(&version.workspace, now).await;
+        if !redactor.is_empty() {
+            redactor.redact_value(&mut inputs);
+            if let Some(t) = trigger.as_mut() {
+                redactor.redact_value(t);
+            }
+        }
         let (mut run, events) = self.inner.starter.prepare(version, inputs, id, None, trigger, now).await?;
         let id = run.id.clone();
         let slot = if run.concurrency_key.is_none() { self.inner.reserve(&id) } else { None };

@@ -80,20 +80,11 @@ fn reduce(event: &mut Event, mode: Retain) -> bool {
 }
 
 /// What is kept of a payload.
-pub fn summary(v: &Value, mode: Retain) -> Value {
+pub(crate) fn summary(v: &Value, mode: Retain) -> Value {
     match mode {
         Retain::Full => v.clone(),
         Retain::None => json!({ "retained": "none" }),
-        Retain::Metadata => {
-            let kind = match v {
-                Value::Null => "null",
-                Value::Bool(_) => "boolean",
-                Value::Number(_) => "number",
-                Value::String(_) => "string",
-                Value::Array(_) => "array",
-                Value::Object(_) => "object",
-            };
-            json!({ "retained": "metadata", "type": kind, "bytes": v.to_string().len() })
-        }
+        // The same shape retention pruning leaves.
+        Retain::Metadata => steward_store::prune::payload_summary(v),
     }
 }

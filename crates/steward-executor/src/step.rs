@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use serde_json::{Value, json};
-use steward_engine::{ErrorKind, Outcome, StepError, Timestamp};
+use steward_engine::{ErrorKind, Event, Outcome, StepError, Timestamp};
 use steward_flow::{Context, StepKind, Template, WaitStep};
 use steward_steps::code::{CodeError, SandboxLimits};
 use steward_steps::http::{Body, HttpError, Request};
 
 use crate::catalog::Compiled;
 use crate::children::ChildStarter;
+use crate::secrets::{Prepared, Vault, redact_outcome};
 
 /// Default limit for an attempt of a step without a `timeout`.
 pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(300);
@@ -35,13 +36,24 @@ pub struct Services {
     pub http: steward_steps::http::HttpClient,
     pub code_limits: SandboxLimits,
     pub children: ChildStarter,
+    pub vault: Arc<Vault>,
 }
 
-pub async fn perform(a: Attempt, services: Services) -> Outcome {
-    match run(&a, &services).await {
+/// What an attempt that ran outside the driver reports: its outcome, and the data-flow
+/// receipts of what it sent (`data_sent` events, journaled before the outcome).
+#[derive(Debug)]
+pub struct Done {
+    pub outcome: Outcome,
+    pub sent: Vec<Event>,
+}
+
+pub async fn perform(a: Attempt, services: Services) -> Done {
+    let mut sent = Vec::new();
+    let outcome = match run(&a, &services, &mut sent).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Failed(e),
-    }
+    };
+    Done { outcome, sent }
 }
 
 /// The step of `key` when its attempts can be had at once, without a task or a thread: a
@@ -80,7 +92,7 @@ fn step_by_key<'a>(compiled: &'a Compiled, key: &str) -> Result<&'a steward_flow
     compiled.step(&id).ok_or_else(|| StepError::new(ErrorKind::Internal, format!("no step `{id}`")))
 }
 
-async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
+async fn run(a: &Attempt, sv: &Services, sent: &mut Vec<Event>) -> Result<Outcome, StepError> {
     let step = step_of(a)?;
     if let Some(guard) = &step.guard
         && !truthy(&guard.0.eval_in(&a.context).map_err(expr_error)?)
@@ -97,7 +109,7 @@ async fn run(a: &Attempt, sv: &Services) -> Result<Outcome, StepError> {
                 .map(Outcome::Succeeded)
                 .map_err(expr_error)
         }
-        StepKind::Http(h) => http(a, sv, h, timeout).await,
+        StepKind::Http(h) => http(a, sv, h, timeout, sent).await,
         StepKind::Code(c) => code(a, sv, c, timeout).await,
         StepKind::Branch(b) => {
             let yes = truthy(&b.condition.0.eval_in(&a.context).map_err(expr_error)?);
@@ -160,6 +172,7 @@ async fn http(
     sv: &Services,
     h: &steward_flow::HttpStep,
     timeout: StdDuration,
+    sent: &mut Vec<Event>,
 ) -> Result<Outcome, StepError> {
     let ctx = &a.context;
     let url = match render(&h.url, ctx)? {
@@ -192,13 +205,38 @@ async fn http(
         expect: h.expect.clone(),
         idempotency_key: idempotency_key(&a.run_id, &a.key),
     };
-    match sv.http.send(&req, timeout).await {
-        Ok(out) => Ok(Outcome::Succeeded(out)),
-        Err(HttpError::Status { status, message, .. }) => Err(StepError::http(status, message)),
-        Err(HttpError::Timeout(m)) => Err(StepError::new(ErrorKind::Timeout, m)),
-        Err(HttpError::Network(m)) => Err(StepError::new(ErrorKind::Network, m)),
-        Err(HttpError::Input(m)) => Err(StepError::new(ErrorKind::Input, m)),
+    let workspace = &a.compiled.version.workspace;
+    let names = req.handle_names();
+    let connection = h.connection.as_ref().map(|c| c.as_str());
+    let mut prepared = if connection.is_some() || !names.is_empty() {
+        sv.vault.prepare(workspace, connection, &names, &sv.http, a.now).await?
+    } else {
+        Prepared::default()
+    };
+    prepared.secrets.allowed_hosts = sv.vault.allowed_hosts(workspace).await?;
+    let exchange = sv.http.exchange(&req, &prepared.secrets, timeout).await;
+    let categories: Vec<String> = steward_flow::data_categories(h).into_iter().collect();
+    sent.extend(exchange.sent.into_iter().map(|s| Event::DataSent {
+        key: a.key.clone(),
+        host: s.host,
+        connections: s.connections,
+        bytes: s.bytes,
+        categories: categories.clone(),
+    }));
+    let mut outcome = match exchange.result {
+        Ok(out) => Outcome::Succeeded(out),
+        Err(HttpError::Status { status, message, .. }) => Outcome::Failed(StepError::http(status, message)),
+        Err(HttpError::Timeout(m)) => Outcome::Failed(StepError::new(ErrorKind::Timeout, m)),
+        Err(HttpError::Network(m)) => Outcome::Failed(StepError::new(ErrorKind::Network, m)),
+        Err(HttpError::Input(m)) => Outcome::Failed(StepError::new(ErrorKind::Input, m)),
+        Err(HttpError::Refused(m)) => Outcome::Failed(StepError::new(ErrorKind::Refused, m)),
+    };
+    // What the request carried is redacted from what came back, whatever else the driver
+    // redacts for the workspace.
+    if !prepared.redact.is_empty() {
+        redact_outcome(&steward_vault::Redactor::new(prepared.redact), &mut outcome);
     }
+    Ok(outcome)
 }
 
 /// The `Idempotency-Key` of a step instance: the same for every attempt of it in a run.

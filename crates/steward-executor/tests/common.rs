@@ -26,6 +26,7 @@ pub fn options(owner: &str) -> ExecutorOptions {
         lease: Duration::from_secs(2),
         poll: Duration::from_millis(50),
         drain: Duration::from_secs(5),
+        egress: steward_testkit::loopback_egress(),
         ..ExecutorOptions::default()
     }
 }

@@ -104,6 +104,11 @@ fn denied_use(source: &str) -> Option<(usize, &'static str)> {
     None
 }
 
+/// Steward's own definitions (`secret/1`).
+fn steward_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
+    jaq_core::load::parse(crate::secret::SECRET_DEF, |p| p.defs()).unwrap_or_default().into_iter()
+}
+
 /// A compiled jq expression together with its source.
 #[derive(Clone)]
 pub struct Expr {
@@ -143,7 +148,7 @@ impl Expr {
     /// Compiles a jq program.
     pub fn compile(source: &str) -> Result<Self, CompileError> {
         let arena = Arena::default();
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).chain(steward_defs());
         let loader = Loader::new(defs);
         let modules =
             loader.load(&arena, File { code: source, path: () }).map_err(|errs| load_error(source, errs))?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::Duration;
-use crate::names::{FlowName, StepId};
+use crate::names::{ConnectionName, FlowName, StepId};
 use crate::path::Path;
 use crate::template::{Condition, Template};
 
@@ -23,6 +23,8 @@ pub struct Flow {
     pub concurrency: Option<u32>,
     /// Default payload retention for the flow's steps.
     pub retain: Retain,
+    /// How long this flow's finished runs keep their data, instead of the workspace policy.
+    pub retention: Option<FlowRetention>,
     pub steps: Vec<Step>,
     pub output: Option<Template>,
 }
@@ -50,6 +52,20 @@ pub enum InputType {
     Array,
     #[default]
     Any,
+}
+
+/// A flow's own retention periods (`retention: {payloads: 7d, errors: 30d, metadata: 90d}`),
+/// counted from when a run finished; each one left out follows the workspace policy. `0s`
+/// keeps nothing past the pruner's next pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowRetention {
+    /// Inputs, outputs, loop items and messages: afterwards only their type and size stay.
+    pub payloads: Option<Duration>,
+    /// Error messages: afterwards only the error's kind and status stay.
+    pub errors: Option<Duration>,
+    /// The run itself, its journal and signals: afterwards deleted.
+    pub metadata: Option<Duration>,
 }
 
 /// How much of a step's input and output payload is kept once its run has finished.
@@ -153,6 +169,11 @@ pub struct HttpStep {
     pub method: Method,
     #[schemars(with = "String")]
     pub url: Template,
+    /// The connection whose credential the request carries (an API key, a bearer or OAuth2
+    /// token, basic auth or headers). It is added when the request is built, only for the
+    /// connection's hosts; the flow never sees the secret.
+    #[schemars(with = "Option<String>")]
+    pub connection: Option<ConnectionName>,
     #[serde(default)]
     #[schemars(with = "std::collections::BTreeMap<String, String>")]
     pub headers: IndexMap<String, Template>,

@@ -55,6 +55,23 @@ name_type!(
     check_flow_name
 );
 
+name_type!(
+    /// A connection name: 1 to 64 letters, digits, `-` and `_` (as the vault accepts them).
+    ConnectionName,
+    check_connection_name
+);
+
+fn check_connection_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{s}` is not a connection name: 1 to 64 letters, digits, `-` or `_`"))
+    }
+}
+
 fn check_step_id(s: &str) -> Result<(), String> {
     let mut chars = s.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');

@@ -14,7 +14,7 @@ use crate::path::Path;
 use crate::template::{Condition, Template};
 
 const FLOW_KEYS: &[&str] =
-    &["name", "description", "inputs", "vars", "concurrency", "retain", "steps", "output"];
+    &["name", "description", "inputs", "vars", "concurrency", "retain", "retention", "steps", "output"];
 const STEP_KEYS: &[&str] =
     &["id", "name", "description", "needs", "if", "retry", "timeout", "on_error", "retain"];
 
@@ -51,10 +51,37 @@ impl Reader<'_, '_> {
             vars: self.opt::<IndexMap<String, Template>>(map, "vars", &root).flatten().unwrap_or_default(),
             concurrency: self.concurrency(map, &root),
             retain: self.opt(map, "retain", &root).flatten().unwrap_or_default(),
+            retention: self.retention(map, &root)?,
             steps: steps?,
             output: self.opt(map, "output", &root).flatten(),
         };
         Some(flow)
+    }
+
+    /// The flow's `retention:` block: `Some(None)` when absent, `None` when invalid. A run's
+    /// payloads and errors are deleted with its metadata, so they cannot be kept longer.
+    fn retention(&mut self, map: &Map<String, Value>, root: &Path) -> Option<Option<FlowRetention>> {
+        let r: FlowRetention = match self.opt(map, "retention", root)? {
+            Some(r) => r,
+            None => return Some(None),
+        };
+        if let Some(metadata) = r.metadata {
+            for (key, kept) in [("payloads", r.payloads), ("errors", r.errors)] {
+                if let Some(kept) = kept.filter(|k| *k > metadata) {
+                    self.sink.at_value(
+                        &root.key("retention").key(key),
+                        format!(
+                            "`{key}` ({}) is longer than `metadata` ({}); a run's {key} are deleted with \
+                             the run, so they cannot be kept longer",
+                            in_days(kept),
+                            in_days(metadata)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(Some(r))
     }
 
     fn concurrency(&mut self, map: &Map<String, Value>, root: &Path) -> Option<u32> {
@@ -401,6 +428,12 @@ impl Reader<'_, '_> {
             }
         }
     }
+}
+
+/// A duration as written in retention blocks: whole days as `90d`, anything else as usual.
+fn in_days(d: Duration) -> String {
+    const DAY: u64 = 86_400_000;
+    if d.as_millis().is_multiple_of(DAY) { format!("{}d", d.as_millis() / DAY) } else { d.to_string() }
 }
 
 fn describe(v: &Value) -> String {

@@ -3,7 +3,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
 
-use crate::model::{ApprovalStep, CallStep, HttpStep, InputSpec, Retain, RetryPolicy};
+use crate::model::{ApprovalStep, CallStep, FlowRetention, HttpStep, InputSpec, Retain, RetryPolicy};
 
 /// The JSON Schema (draft 2020-12) that flow files follow.
 pub fn flow_schema() -> Value {
@@ -81,6 +81,7 @@ pub fn flow_schema() -> Value {
             "vars": {"type": "object"},
             "concurrency": {"type": "integer", "minimum": 1},
             "retain": g.subschema_for::<Retain>().to_value(),
+            "retention": g.subschema_for::<FlowRetention>().to_value(),
             "steps": steps,
             "output": {}
         }

@@ -304,6 +304,39 @@ fn template_refs(t: &Template) -> BTreeSet<String> {
     t.expressions().into_iter().flat_map(|e| source_refs(e.source())).collect()
 }
 
+/// The parts of a run's context that an http step's templates read, as data categories for
+/// data-flow receipts: `inputs`, `trigger`, `vars`, `item`, `error`, `run` and `steps.<id>`.
+/// A step whose templates read nothing (fixed text) has none.
+pub fn data_categories(h: &crate::HttpStep) -> BTreeSet<String> {
+    let mut templates: Vec<&Template> = vec![&h.url];
+    templates.extend(h.headers.values());
+    templates.extend(h.query.values());
+    templates.extend(h.form.iter().flat_map(|f| f.values()));
+    templates.extend(h.json.iter().chain(&h.body));
+    let mut out = BTreeSet::new();
+    for e in templates.into_iter().flat_map(Template::expressions) {
+        let src = e.source();
+        for root in ["inputs", "trigger", "vars", "item", "error", "run"] {
+            if reads_root(src, root) {
+                out.insert(root.to_owned());
+            }
+        }
+        out.extend(source_refs(src).into_iter().map(|id| format!("steps.{id}")));
+    }
+    out
+}
+
+/// Whether `src` reads `.<root>` (not as part of a longer name such as `.steps.x.inputs`).
+fn reads_root(src: &str, root: &str) -> bool {
+    let pattern = format!(".{root}");
+    src.match_indices(&pattern).any(|(i, _)| {
+        let before = src[..i].chars().next_back();
+        let after = src[i + pattern.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ']')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 /// Step ids read by a jq program: `.steps.<id>`, `.steps["<id>"]` and `.steps."<id>"`.
 pub fn source_refs(src: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -372,5 +405,14 @@ mod tests {
         let refs =
             js_refs("export default ({ steps }) => steps.lookup.output.x + steps['other'] + mysteps.no");
         assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec!["lookup", "other"]);
+    }
+
+    #[test]
+    fn data_categories_name_what_a_request_reads() {
+        let text = "name: t\nsteps:\n  - id: a\n    transform: '1'\n  - id: send\n    http:\n      url: 'https://x.test/${{ .inputs.id }}'\n      headers: {X-Run: '${{ .run.id }}'}\n      json: {v: '${{ .steps.a.output }}', w: '${{ .steps.a.inputs_like }}', fixed: 1}\n";
+        let flow = crate::load("t.yaml", text).expect("loads").flow;
+        let crate::StepKind::Http(h) = &flow.steps[1].kind else { panic!("an http step") };
+        let got: Vec<String> = data_categories(h).into_iter().collect();
+        assert_eq!(got, ["inputs", "run", "steps.a"]);
     }
 }

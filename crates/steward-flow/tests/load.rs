@@ -163,3 +163,29 @@ fn loop_body_steps_are_read_through_the_loop() {
         "name: x\nsteps:\n  - id: each\n    for_each:\n      items: '${{ [1] }}'\n      steps: [{ id: inner, transform: '.item' }]\n  - id: after\n    transform: .steps.inner.output\n"
     ));
 }
+
+#[test]
+fn a_retention_block_sets_the_flows_own_periods() {
+    let text = "name: x\nretention: { payloads: 7d, errors: 30d, metadata: 90d }\nsteps: [{ id: a, transform: '1' }]\n";
+    let flow = load("flow.yaml", text).expect("valid").flow;
+    let r = flow.retention.expect("a retention block");
+    let day = 86_400_000;
+    assert_eq!(r.payloads.map(|d| d.as_millis()), Some(7 * day));
+    assert_eq!(r.errors.map(|d| d.as_millis()), Some(30 * day));
+    assert_eq!(r.metadata.map(|d| d.as_millis()), Some(90 * day));
+    let partial = "name: x\nretention: { payloads: 12h }\nsteps: [{ id: a, transform: '1' }]\n";
+    let r = load("flow.yaml", partial).expect("valid").flow.retention.expect("block");
+    assert_eq!((r.payloads.map(|d| d.as_millis()), r.errors, r.metadata), (Some(day / 2), None, None));
+    let none = "name: x\nsteps: [{ id: a, transform: '1' }]\n";
+    assert_eq!(load("flow.yaml", none).expect("valid").flow.retention, None);
+}
+
+#[test]
+fn invalid_retention() {
+    let unit = errors("name: x\nretention:\n  payloads: 7\nsteps: [{ id: a, transform: '1' }]\n");
+    let unknown =
+        errors("name: x\nretention:\n  payloads: 7d\n  forever: true\nsteps: [{ id: a, transform: '1' }]\n");
+    let longer =
+        errors("name: y\nretention: { payloads: 400d, metadata: 90d }\nsteps: [{ id: a, transform: '1' }]\n");
+    insta::assert_snapshot!(format!("{unit}\n{unknown}\n{longer}"));
+}

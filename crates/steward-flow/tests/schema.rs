@@ -48,9 +48,17 @@ fn shapes_the_loader_refuses_fail_the_schema() {
         "name: Bad Name\nsteps: []\n",
         "steps: []\n",
         "name: x\nsteps:\n  - id: a\n    wait: {}\n",
+        "name: x\nretention: { forever: 1d }\nsteps: [{ id: a, transform: '1' }]\n",
+        "name: x\nretention: 30d\nsteps: [{ id: a, transform: '1' }]\n",
     ] {
         let value = value_of(bad);
         assert!(!validator.is_valid(&value), "the schema accepted: {bad}");
         assert!(steward_flow::load("x.yaml", bad).is_err(), "the loader accepted: {bad}");
     }
+}
+
+#[test]
+fn a_retention_block_matches_the_schema() {
+    let text = "name: x\nretention: { payloads: 7d, errors: 30d, metadata: 90d }\nsteps: [{ id: a, transform: '1' }]\n";
+    assert!(schema().is_valid(&yaml_to_json(text)));
 }

@@ -193,13 +193,27 @@ impl FromRequestParts<AppState> for Access {
             .map_err(|e| ApiError::invalid(e.body_text()))?;
         let workspace = params.get("workspace").cloned().ok_or_else(|| ApiError::not_found("workspace"))?;
         let caller = Caller::from_request_parts(parts, state).await?;
-        let hidden = || ApiError::not_found(&format!("workspace {workspace}"));
-        if let Via::Token(t) = &caller.via
-            && t.workspace_id != workspace
-        {
-            return Err(hidden());
-        }
-        let role = state.store().role(&workspace, &caller.user.id).await?.ok_or_else(hidden)?;
+        // A deleted workspace has no members here: it is not found, like one that never was.
+        let role = match &caller.via {
+            Via::Token(t) if t.workspace_id != workspace => None,
+            _ => state.store().role(&workspace, &caller.user.id).await?,
+        };
+        Access::new(caller, workspace, role)
+    }
+}
+
+impl Access {
+    /// `caller` in `workspace`, where their role is `role` (`None`: not a member, which is
+    /// answered 404 so the workspace is not revealed). Tokens of other workspaces are not
+    /// members; a token's permissions are its scope within its owner's role.
+    pub fn new(caller: Caller, workspace: String, role: Option<Role>) -> ApiResult<Self> {
+        let role = match (&caller.via, role) {
+            (Via::Token(t), _) if t.workspace_id != workspace => None,
+            (_, role) => role,
+        };
+        let Some(role) = role else {
+            return Err(ApiError::not_found(&format!("workspace {workspace}")));
+        };
         let permissions = match &caller.via {
             Via::Token(t) => role.permissions().intersect(t.permissions),
             Via::Session { .. } => role.permissions(),

@@ -40,6 +40,12 @@ pub struct WorkspaceView {
     /// The caller's permissions in it.
     pub permissions: Vec<&'static str>,
     pub created_at: i64,
+    /// Only for a deleted workspace: when it was deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+    /// Only for a deleted workspace: until when its owners can restore it; it is purged then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restorable_until: Option<i64>,
 }
 
 impl WorkspaceView {
@@ -50,6 +56,8 @@ impl WorkspaceView {
             role,
             permissions: role.permissions().names(),
             created_at: millis(w.created_at),
+            deleted_at: w.deleted_at.map(millis),
+            restorable_until: w.restorable_until().map(millis),
         }
     }
 }

@@ -57,6 +57,10 @@ async fn signed_deliveries_start_runs_once_and_bad_ones_are_refused() {
     app.apply(&owner.token, HOOK_FLOW).await;
     let path = hook(&app, &owner.token, json!({ "scheme": "generic", "secret": SECRET })).await;
     let body = r#"{"n": 21}"#;
+    // The signing secret is stored sealed, not as given.
+    let stored = app.store.webhooks(WS, None).await.unwrap();
+    let sealed = stored[0].signing_secret.as_deref().unwrap();
+    assert!(sealed.starts_with("s1.") && !sealed.contains(SECRET), "{sealed}");
 
     let (status, err) = app
         .send(

@@ -4,4 +4,7 @@
 //! touches the store or the engine.
 
 pub mod code;
+pub mod credential;
+pub mod egress;
 pub mod http;
+pub mod oauth;

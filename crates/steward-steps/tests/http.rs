@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use serde_json::{Map, Value, json};
 use steward_flow::StatusMatch;
+use steward_steps::egress::EgressPolicy;
 use steward_steps::http::{Body, HttpClient, HttpError, MAX_RESPONSE_BYTES, Request, display_url};
 use tokio::net::TcpListener;
 
@@ -36,8 +37,10 @@ fn request(method: &str, url: &str) -> Request {
     }
 }
 
+/// A client that may reach the loopback servers these tests start.
 fn client() -> HttpClient {
-    HttpClient::new().expect("build the client")
+    let loopback = EgressPolicy::parse(["127.0.0.0/8"]).expect("a range");
+    HttpClient::new(loopback).expect("build the client")
 }
 
 /// Echoes what the server received; repeated headers are joined with ", ".

@@ -19,10 +19,25 @@ pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
 
 pub(crate) const INSERT_WORKSPACE: &str = "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)";
 pub(crate) const WORKSPACE: &str =
-    "SELECT id, name, created_at FROM workspaces WHERE id = $1 AND deleted_at IS NULL";
-pub(crate) const WORKSPACES_OF: &str = "SELECT w.id, w.name, w.created_at, m.role FROM workspaces w \
-     JOIN memberships m ON m.workspace_id = w.id \
+    "SELECT id, name, created_at, deleted_at FROM workspaces WHERE id = $1 AND deleted_at IS NULL";
+pub(crate) const WORKSPACES_OF: &str = "SELECT w.id, w.name, w.created_at, w.deleted_at, m.role \
+     FROM workspaces w JOIN memberships m ON m.workspace_id = w.id \
      WHERE m.user_id = $1 AND w.deleted_at IS NULL ORDER BY w.id";
+pub(crate) const DELETED_WORKSPACES_OF: &str = "SELECT w.id, w.name, w.created_at, w.deleted_at, m.role \
+     FROM workspaces w JOIN memberships m ON m.workspace_id = w.id \
+     WHERE m.user_id = $1 AND w.deleted_at IS NOT NULL ORDER BY w.deleted_at DESC, w.id";
+/// A workspace, deleted or not; on PostgreSQL locked against a concurrent delete or restore.
+pub(crate) const ANY_WORKSPACE: &str =
+    "SELECT id, name, created_at, deleted_at FROM workspaces WHERE id = $1";
+pub(crate) const ANY_WORKSPACE_LOCKED: &str =
+    "SELECT id, name, created_at, deleted_at FROM workspaces WHERE id = $1 FOR UPDATE";
+/// Up to two workspaces in use: enough to tell whether one is the last. Locked on
+/// PostgreSQL (always in id order) so two deletions cannot each leave the other's as last.
+pub(crate) const LIVE_WORKSPACES: &str =
+    "SELECT id FROM workspaces WHERE deleted_at IS NULL ORDER BY id LIMIT 2";
+pub(crate) const LIVE_WORKSPACES_LOCKED: &str =
+    "SELECT id FROM workspaces WHERE deleted_at IS NULL ORDER BY id LIMIT 2 FOR UPDATE";
+pub(crate) const SET_WORKSPACE_DELETED: &str = "UPDATE workspaces SET deleted_at = $2 WHERE id = $1";
 pub(crate) const ROLE: &str = "SELECT m.role FROM memberships m JOIN workspaces w ON w.id = m.workspace_id \
      WHERE m.workspace_id = $1 AND m.user_id = $2 AND w.deleted_at IS NULL";
 pub(crate) const MEMBERS: &str = "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at \
@@ -83,8 +98,13 @@ pub(crate) const INSERT_TOKEN: &str = concat!(
     token_cols!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)"
 );
-pub(crate) const TOKEN_BY_DIGEST: &str =
-    concat!("SELECT ", token_cols!(), " FROM api_tokens WHERE digest = $1");
+/// Tokens of deleted workspaces are not found (and work again when it is restored).
+pub(crate) const TOKEN_BY_DIGEST: &str = concat!(
+    "SELECT ",
+    token_cols!(),
+    " FROM api_tokens WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM workspaces w \
+     WHERE w.id = api_tokens.workspace_id AND w.deleted_at IS NOT NULL)"
+);
 pub(crate) const TOKENS: &str = concat!(
     "SELECT ",
     token_cols!(),
@@ -133,6 +153,7 @@ pub(crate) fn workspace(row: &impl RowExt) -> Result<Workspace> {
         id: row.text("id")?,
         name: row.text("name")?,
         created_at: Timestamp(row.int("created_at")?),
+        deleted_at: row.opt_int("deleted_at")?.map(Timestamp),
     })
 }
 
@@ -208,6 +229,43 @@ pub(crate) fn audit_event(row: &impl RowExt) -> Result<AuditEvent> {
         prev_hash: row.text("prev_hash")?,
         hash: row.text("hash")?,
     })
+}
+
+// Deleting an account.
+
+pub(crate) const USER_EMAIL: &str = "SELECT email FROM users WHERE id = $1";
+/// PostgreSQL: the memberships of every workspace the person belongs to, locked, so that no
+/// other owner leaves or is demoted while the sole-owner rule is checked.
+pub(crate) const LOCK_MEMBERSHIPS_OF: &str = "SELECT workspace_id, user_id FROM memberships \
+     WHERE workspace_id IN (SELECT workspace_id FROM memberships WHERE user_id = $1) \
+     ORDER BY workspace_id, user_id FOR UPDATE";
+/// Each workspace the person belongs to: their role, whether it is deleted, and how many
+/// other members and other owners it has.
+pub(crate) const MEMBERSHIPS_OF: &str = "SELECT m.workspace_id, m.role, w.deleted_at, \
+     (SELECT COUNT(*) FROM memberships o \
+         WHERE o.workspace_id = m.workspace_id AND o.user_id <> m.user_id) AS others, \
+     (SELECT COUNT(*) FROM memberships o \
+         WHERE o.workspace_id = m.workspace_id AND o.user_id <> m.user_id AND o.role = 'owner') AS other_owners \
+     FROM memberships m JOIN workspaces w ON w.id = m.workspace_id \
+     WHERE m.user_id = $1 ORDER BY m.workspace_id";
+pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+pub(crate) const DELETE_USER_TOKENS: &str =
+    "DELETE FROM api_tokens WHERE user_id = $1 RETURNING workspace_id";
+pub(crate) const DELETE_USER_MEMBERSHIPS: &str =
+    "DELETE FROM memberships WHERE user_id = $1 RETURNING workspace_id";
+/// Invitations addressed to the person (in any state: each holds the address) and the ones
+/// they sent that were never accepted (accepted ones are the invitee's history; they name
+/// the person only by id).
+pub(crate) const DELETE_USER_INVITATIONS: &str = "DELETE FROM invitations \
+     WHERE email = $2 OR (invited_by = $1 AND accepted_at IS NULL) RETURNING workspace_id";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+/// SQLite: copies the log into the database file and empties the log, so the page images
+/// that still hold deleted rows leave the disk now rather than at some later checkpoint.
+pub(crate) const TRUNCATE_LOG: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+
+/// The name a receipt gives a backend.
+pub(crate) fn store_kind<DB: sqlx::Database>() -> &'static str {
+    if DB::NAME == "SQLite" { "sqlite" } else { "postgres" }
 }
 
 /// A page size as a bound SQL integer.

@@ -12,8 +12,11 @@
 mod accounts;
 mod backend;
 mod check;
+mod dataflow;
 mod error;
+mod export;
 mod postgres;
+mod retention;
 mod rows;
 mod shared;
 mod sql;

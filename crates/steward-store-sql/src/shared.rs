@@ -20,13 +20,19 @@
 //! The expanded code lives in modules `flows` and `runs` inside the invoking module.
 
 mod accounts;
+mod dataflow;
+mod export;
 mod flows;
+mod retention;
 mod runs;
 mod triggers;
 mod vault;
 
 pub(crate) use accounts::account_store;
+pub(crate) use dataflow::dataflow_store;
+pub(crate) use export::export_store;
 pub(crate) use flows::flow_store;
+pub(crate) use retention::retention_store;
 pub(crate) use runs::run_store;
 pub(crate) use triggers::trigger_store;
 pub(crate) use vault::vault_store;
@@ -40,6 +46,9 @@ macro_rules! store_traits {
         $crate::shared::trigger_store!($Store);
         $crate::shared::run_store!($Store);
         $crate::shared::vault_store!($Store);
+        $crate::shared::export_store!($Store);
+        $crate::shared::retention_store!($Store);
+        $crate::shared::dataflow_store!($Store);
 
         #[async_trait::async_trait]
         impl steward_store::Wakeup for $Store {

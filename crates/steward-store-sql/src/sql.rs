@@ -66,8 +66,15 @@ macro_rules! latest_version {
 
 pub(crate) const LATEST_VERSION: &str = latest_version!("");
 
-/// [`LATEST_VERSION`] and the flow's `disabled_at`.
-pub(crate) const STARTABLE: &str = latest_version!(", f.disabled_at");
+/// [`LATEST_VERSION`] and the flow's `disabled_at`, unless the flow's workspace is deleted:
+/// every way of starting runs asks here, so a deleted workspace's webhooks and schedules
+/// start nothing.
+pub(crate) const STARTABLE: &str = concat!(
+    version_select!(", f.disabled_at"),
+    "WHERE f.workspace_id = $1 AND f.name = $2 AND f.deleted_at IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = f.workspace_id AND w.deleted_at IS NOT NULL) \
+     ORDER BY v.version DESC LIMIT 1"
+);
 
 macro_rules! flow_summary_select {
     () => {

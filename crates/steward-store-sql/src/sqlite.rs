@@ -70,7 +70,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted rows are overwritten with zeros, not left in free space in the file.
+            .pragma("secure_delete", "ON");
         let writer =
             SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(db)?;
         MIGRATOR.run(&writer).await.map_err(migrate)?;

@@ -61,6 +61,11 @@ conformance! {
         sessions_expire_and_end_everywhere,
         tokens_are_scoped_to_their_workspace,
     ],
+    deletion: [
+        workspaces_are_soft_deleted_and_restored_within_the_window,
+        deleting_an_account_removes_its_rows_and_records_the_receipt,
+        the_only_owner_of_a_shared_workspace_cannot_leave_it_ownerless,
+    ],
     audit: [
         entries_chain_and_list_per_workspace,
         concurrent_appends_keep_one_chain,
@@ -73,6 +78,7 @@ conformance! {
         append_of_many_events_keeps_them_all_in_order,
         append_finishing_clears_lease_and_wake,
         rewrite_events_replaces_payloads,
+        data_sent_events_are_found_by_workspace_and_period,
     ],
     claims: [
         claim_respects_wake_at_leases_limit_and_order,
@@ -106,6 +112,17 @@ conformance! {
         concurrent_first_keys_agree_on_one,
         connections_are_per_workspace_with_unique_names,
         connections_rotate_revoke_delete_and_restore,
+    ],
+    retention: [
+        policies_default_validate_and_update,
+        sweeps_apply_each_category_on_time,
+        dry_runs_count_what_the_real_sweep_does_and_change_nothing,
+        batches_go_on_until_everything_expired_is_done,
+        purging_a_flow_removes_it_from_every_table,
+        restored_objects_are_not_purged,
+        purging_a_connection_leaves_no_trace_of_its_secret,
+        purging_a_workspace_removes_it_from_every_table,
+        audit_pruning_keeps_the_chain_verifiable,
     ],
     listing: [
         list_runs_filters_and_pages,

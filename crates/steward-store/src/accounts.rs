@@ -9,7 +9,11 @@ use serde::Serialize;
 use steward_auth::{Permissions, Role};
 use steward_engine::Timestamp;
 
-use crate::Result;
+use crate::{DeletionReceipt, Result};
+
+/// How long a deleted workspace can be restored: the pruner purges it once this has passed
+/// since its deletion ([`crate::PURGE_AFTER_DAYS`]), and restoring it is refused from then on.
+pub const RESTORE_WINDOW_MS: i64 = crate::PURGE_AFTER_DAYS * crate::DAY_MS;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUser {
@@ -35,6 +39,15 @@ pub struct Workspace {
     pub id: String,
     pub name: String,
     pub created_at: Timestamp,
+    /// When it was soft-deleted; `None` while it is in use.
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl Workspace {
+    /// Until when a deleted workspace can be restored.
+    pub fn restorable_until(&self) -> Option<Timestamp> {
+        self.deleted_at.map(|at| Timestamp(at.0.saturating_add(RESTORE_WINDOW_MS)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +99,28 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// Who deleted an account, for the audit entries the deletion writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deleter {
+    /// `user:<id>` when people delete their own account, `system:cli` for an administrator.
+    pub actor: String,
+    /// The client address of the request, if any.
+    pub source: Option<String>,
+}
+
+/// What deleting an account did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountDeletion {
+    /// Every row removed, in every table.
+    pub receipt: DeletionReceipt,
+    /// The workspaces rows were removed from, each with its own part of the receipt: what
+    /// that workspace's audit log records (it is not told about the person's other
+    /// workspaces).
+    pub per_workspace: Vec<(String, DeletionReceipt)>,
+    /// The workspaces soft-deleted with the account because the person was their only member.
+    pub workspaces_deleted: Vec<String>,
+}
+
 /// Users, workspaces, memberships, invitations, sessions and tokens.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
@@ -102,10 +137,39 @@ pub trait AccountStore: Send + Sync {
     /// Creates a workspace with `owner` as its first owner. `Conflict` if the id is taken.
     async fn create_workspace(&self, id: &str, name: &str, owner: &str, now: Timestamp) -> Result<Workspace>;
 
+    /// A workspace that is not deleted.
     async fn workspace(&self, id: &str) -> Result<Workspace>;
 
-    /// The workspaces `user` belongs to, with their role in each.
+    /// The workspaces `user` belongs to, with their role in each (not the deleted ones).
     async fn workspaces_of(&self, user: &str) -> Result<Vec<(Workspace, Role)>>;
+
+    /// The soft-deleted workspaces `user` belongs to (purged ones are gone), with their role.
+    async fn deleted_workspaces_of(&self, user: &str) -> Result<Vec<(Workspace, Role)>>;
+
+    /// Soft-deletes a workspace (`deleted`) or restores it. A deleted workspace keeps its rows
+    /// but has no members as far as [`AccountStore::role`] is concerned, its tokens are not
+    /// found and its flows are not startable.
+    ///
+    /// Deleting: `NotFound` if it does not exist or is deleted already; `Conflict` if it is
+    /// the server's last workspace in use (someone must be able to work on the server).
+    /// Restoring: `NotFound` if it does not exist; `Conflict` if it is not deleted or was
+    /// deleted [`RESTORE_WINDOW_MS`] or more before `now`.
+    async fn set_workspace_deleted(&self, id: &str, deleted: bool, now: Timestamp) -> Result<Workspace>;
+
+    /// Deletes an account and the personal data that belongs to no one else, in one
+    /// transaction: the user row (e-mail, name, password hash), their sessions, API tokens
+    /// and memberships, the invitations addressed to their e-mail address and the unaccepted
+    /// ones they sent. Workspaces where they were the only member are soft-deleted with it.
+    /// What the workspaces hold (flows, runs, connections) stays; the audit log names the
+    /// person only by the opaque `user:<id>`.
+    ///
+    /// The receipt is appended to the audit log in the same transaction as `data.deleted`
+    /// entries (the whole receipt with no workspace, and each workspace's part in that
+    /// workspace), with `workspace.deleted` for each workspace deleted with the account.
+    ///
+    /// `NotFound` for an unknown user; `Conflict`, deleting nothing, when the person is the
+    /// only owner of a workspace in use that has other members (the message names them).
+    async fn delete_user(&self, user: &str, by: &Deleter, now: Timestamp) -> Result<AccountDeletion>;
 
     /// The role of `user` in `workspace`, if a member (and the workspace is not deleted).
     async fn role(&self, workspace: &str, user: &str) -> Result<Option<Role>>;
@@ -145,7 +209,8 @@ pub trait AccountStore: Send + Sync {
 
     async fn create_token(&self, token: &ApiToken) -> Result<()>;
 
-    /// The token with this digest, whatever its state (the caller checks expiry and revocation).
+    /// The token with this digest, whatever its state (the caller checks expiry and revocation),
+    /// unless its workspace is deleted: those tokens do not work until it is restored.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<ApiToken>>;
 
     /// The workspace's tokens, newest first; only `user`'s when given.

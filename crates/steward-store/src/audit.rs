@@ -6,6 +6,11 @@
 //! and names the first entry that was edited, inserted or removed (a gap in `seq` or a
 //! `prev_hash` that does not match). Removing entries from the end of the log cannot be seen
 //! from the log alone.
+//!
+//! Retention removes old entries, but only with a record of each removed stretch
+//! ([`PrunedRange`]: the hash before it and its last hash). The verifier steps over a gap
+//! only where such a record links the entries on both sides, and reports it; any other gap,
+//! and any edit of a kept entry, still breaks the chain.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -13,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use steward_engine::Timestamp;
 
-use crate::Result;
+use crate::{PrunedRange, Result, RetentionStore};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -117,18 +122,50 @@ pub struct Verifier {
     prev_seq: i64,
     prev_hash: String,
     pub checked: u64,
+    /// Stretches removed by retention, by first `seq`, not yet stepped over.
+    pruned: std::collections::BTreeMap<i64, PrunedRange>,
+    /// Stretches stepped over, in order.
+    pub skipped: Vec<PrunedRange>,
 }
 
 impl Default for Verifier {
     fn default() -> Self {
-        Self { prev_seq: 0, prev_hash: GENESIS.to_owned(), checked: 0 }
+        Self::with_pruned(Vec::new())
     }
 }
 
 impl Verifier {
+    /// A verifier that accepts the gaps these removed stretches explain.
+    pub fn with_pruned(ranges: Vec<PrunedRange>) -> Self {
+        Self {
+            prev_seq: 0,
+            prev_hash: GENESIS.to_owned(),
+            checked: 0,
+            pruned: ranges.into_iter().map(|r| (r.first_seq, r)).collect(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Steps over the removed stretches that start right after the last entry checked and
+    /// link to it, up to (not including) `next_seq`.
+    fn skip_pruned(&mut self, next_seq: i64) {
+        while self.prev_seq + 1 < next_seq {
+            let Some(range) = self.pruned.get(&(self.prev_seq + 1)) else { return };
+            if range.prev_hash != self.prev_hash || range.last_seq >= next_seq {
+                return;
+            }
+            let range = range.clone();
+            self.pruned.remove(&range.first_seq);
+            self.prev_seq = range.last_seq;
+            self.prev_hash = range.last_hash.clone();
+            self.skipped.push(range);
+        }
+    }
+
     /// Checks the next entry; the first error names the first broken link.
     pub fn check(&mut self, e: &AuditEvent) -> Result<(), BrokenLink> {
         let broken = |problem: String| Err(BrokenLink { seq: e.seq, problem });
+        self.skip_pruned(e.seq);
         if e.seq != self.prev_seq + 1 {
             return broken(format!(
                 "expected entry {} next, found {} (entries were removed or inserted)",
@@ -154,6 +191,15 @@ impl Verifier {
     }
 }
 
+/// What a verification of an intact chain found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Entries checked.
+    pub checked: u64,
+    /// Stretches removed by retention, stepped over.
+    pub pruned: Vec<PrunedRange>,
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends an entry at the end of the chain.
@@ -166,15 +212,17 @@ pub trait AuditStore: Send + Sync {
     async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditEvent>>;
 }
 
-/// Verifies the whole chain, oldest entry first, a page at a time: `Ok(Ok(n))` when all `n`
-/// entries check out, `Ok(Err(link))` naming the first broken link.
-pub async fn verify_chain(store: &dyn AuditStore) -> Result<Result<u64, BrokenLink>> {
+/// Verifies the whole chain, oldest entry first, a page at a time: `Ok(Ok(report))` when
+/// every entry checks out (and every gap is a stretch removed by retention), `Ok(Err(link))`
+/// naming the first broken link.
+pub async fn verify_chain(store: &dyn RetentionStore) -> Result<Result<ChainReport, BrokenLink>> {
     const PAGE: usize = 1000;
-    let mut v = Verifier::default();
+    let mut v = Verifier::with_pruned(store.audit_pruned().await?);
     loop {
         let page = store.audit_chain(v.last_seq(), PAGE).await?;
         if page.is_empty() {
-            return Ok(Ok(v.checked));
+            v.skip_pruned(i64::MAX);
+            return Ok(Ok(ChainReport { checked: v.checked, pruned: v.skipped }));
         }
         if let Err(broken) = page.iter().try_for_each(|e| v.check(e)) {
             return Ok(Err(broken));

@@ -12,13 +12,22 @@
 
 mod accounts;
 mod audit;
+mod dataflow;
+mod export;
+pub mod prune;
+mod receipts;
 mod records;
+mod retention;
 mod triggers;
 mod vault;
 
 pub use accounts::*;
 pub use audit::*;
+pub use dataflow::*;
+pub use export::*;
+pub use receipts::*;
 pub use records::*;
+pub use retention::*;
 pub use triggers::*;
 pub use vault::*;
 
@@ -53,8 +62,8 @@ pub trait FlowStore: Send + Sync {
     /// The newest version of a flow that is not deleted.
     async fn latest_version(&self, workspace: &str, name: &str) -> Result<Option<FlowVersion>>;
 
-    /// What starting a run of `name` needs, in one read: the newest version of the flow if it
-    /// is not deleted, and when the flow was disabled if it is.
+    /// What starting a run of `name` needs, in one read: the newest version of the flow if
+    /// neither it nor its workspace is deleted, and when the flow was disabled if it is.
     async fn startable(
         &self,
         workspace: &str,
@@ -147,8 +156,8 @@ pub trait Wakeup: Send + Sync {
 }
 
 /// Everything the executor needs, in one handle.
-pub trait Store: FlowStore + RunStore + Wakeup {}
-impl<T: FlowStore + RunStore + Wakeup> Store for T {}
+pub trait Store: FlowStore + RunStore + Wakeup + PolicyStore {}
+impl<T: FlowStore + RunStore + Wakeup + PolicyStore> Store for T {}
 
 /// Counts for monitoring.
 #[async_trait]
@@ -170,10 +179,29 @@ pub struct QueueDepth {
 
 /// Everything the server needs: the executor's store, accounts, the audit log and counts.
 pub trait ServerStore:
-    Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore + VaultStore
+    Store
+    + AccountStore
+    + AuditStore
+    + StatsStore
+    + TriggerStore
+    + ScheduleStore
+    + VaultStore
+    + ExportStore
+    + DataFlowStore
+    + RetentionStore
 {
 }
-impl<T: Store + AccountStore + AuditStore + StatsStore + TriggerStore + ScheduleStore + VaultStore>
-    ServerStore for T
+impl<
+    T: Store
+        + AccountStore
+        + AuditStore
+        + StatsStore
+        + TriggerStore
+        + ScheduleStore
+        + VaultStore
+        + ExportStore
+        + DataFlowStore
+        + RetentionStore,
+> ServerStore for T
 {
 }

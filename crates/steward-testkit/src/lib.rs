@@ -182,3 +182,19 @@ pub fn connection(
         deleted_at: None,
     }
 }
+
+/// The guarded ranges tests allow, so that flows may reach the loopback servers they start
+/// (production refuses loopback addresses).
+pub const LOOPBACK_EGRESS: &str = "127.0.0.0/8,::1/128";
+
+/// A command for the `steward` binary at `bin` that may reach loopback servers.
+pub fn steward_command(bin: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.env("STEWARD_EGRESS_ALLOW", LOOPBACK_EGRESS);
+    c
+}
+
+/// An egress policy that allows loopback addresses, for executors in tests.
+pub fn loopback_egress() -> steward_steps::egress::EgressPolicy {
+    steward_steps::egress::EgressPolicy::parse(LOOPBACK_EGRESS.split(',')).expect("loopback ranges")
+}

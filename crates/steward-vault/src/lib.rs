@@ -13,13 +13,16 @@
 //! [`Keyring`] puts the pieces together over a [`steward_store::VaultStore`].
 
 mod envelope;
+mod forms;
 mod keyring;
 mod master;
+mod redact;
 mod secret;
 
 pub use envelope::{Binding, DataKey, Sealed, WrappedKey};
 pub use keyring::Keyring;
 pub use master::{KeySource, MASTER_KEY_ENV, MasterKey, write_new as write_key_file};
+pub use redact::Redactor;
 pub use secret::Secret;
 
 /// Why a key or a secret could not be used. Messages never contain key material or secrets.

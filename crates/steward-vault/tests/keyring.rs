@@ -90,3 +90,34 @@ async fn rotation_rewraps_every_key_and_can_run_again() {
     assert_eq!(after.open(&c, NOW).await.unwrap().expose(), b"sk_live_x");
     assert!(Keyring::new(old, store).check().await.is_err(), "the old key no longer works");
 }
+
+#[tokio::test]
+async fn a_running_keyring_follows_a_rotation_done_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let old = MasterKey::generate().unwrap();
+    let server = Keyring::new(old.clone(), store.clone());
+    add(&server, &store, "acme", "github", CANARY).await;
+    assert_eq!(server.follow_rotation(|| unreachable!("nothing moved"), NOW).await.unwrap(), None);
+
+    // Another process rotates; meanwhile the server makes a key for a new workspace with the
+    // old master key, which the rotation did not see.
+    let new = MasterKey::generate().unwrap();
+    Keyring::new(old.clone(), store.clone()).rotate(&new, NOW).await.unwrap();
+    add(&server, &store, "late", "slack", "late value").await;
+
+    // A wrong key file is refused, naming the key the data keys need.
+    let wrong = MasterKey::generate().unwrap();
+    let err = server.follow_rotation(|| Ok(wrong.clone()), NOW).await.unwrap_err();
+    assert!(err.to_string().contains(new.id()), "{err}");
+
+    let followed = server.follow_rotation(|| Ok(new.clone()), NOW).await.unwrap();
+    assert_eq!(followed.as_deref(), Some(new.id()));
+    assert_eq!(server.master_key_id(), new.id());
+    // Every data key, the late one included, now opens with the new key alone.
+    let fresh = Keyring::new(new.clone(), store.clone());
+    assert_eq!(fresh.check().await.unwrap(), 2);
+    let late = store.connection("late", "slack").await.unwrap();
+    assert_eq!(fresh.open(&late, NOW).await.unwrap().expose(), b"late value");
+    assert!(Keyring::new(old, store.clone()).check().await.is_err(), "the old key is retired");
+}

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use steward_executor::{Executor, ExecutorOptions};
+use steward_steps::egress::EgressPolicy;
 use steward_store::{ServerStore, Store};
+use steward_vault::Keyring;
 
 /// Where the data is: a data directory for SQLite, or a database URL.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// Ranges of guarded addresses that flows may reach anyway (`--egress-allow`).
+    pub egress_allow: Vec<String>,
 }
 
 impl Location {
@@ -38,12 +42,27 @@ impl Location {
 }
 
 impl Location {
-    /// An executor for this database. PostgreSQL wakes executors with `LISTEN/NOTIFY`, so they
-    /// only look for work on their own as a safety net; SQLite wake-ups do not cross processes,
-    /// so executors look once a second for work queued by other `steward` commands.
-    pub fn executor(
+    /// An executor for this database, with the vault's keyring (the master key is made on
+    /// first use and checked against the database).
+    pub async fn executor(
         &self,
-        store: Arc<dyn Store>,
+        store: Arc<dyn ServerStore>,
+        max_runs: usize,
+        lease: Option<Duration>,
+        drain: Option<Duration>,
+    ) -> anyhow::Result<Executor> {
+        let keyring = Arc::new(crate::cli::keys::open_keyring(self, store.clone()).await?);
+        self.executor_with(store, keyring, max_runs, lease, drain)
+    }
+
+    /// [`Location::executor`] with a keyring already open. PostgreSQL wakes executors with
+    /// `LISTEN/NOTIFY`, so they only look for work on their own as a safety net; SQLite
+    /// wake-ups do not cross processes, so executors look once a second for work queued by
+    /// other `steward` commands.
+    pub fn executor_with(
+        &self,
+        store: Arc<dyn ServerStore>,
+        keyring: Arc<Keyring>,
         max_runs: usize,
         lease: Option<Duration>,
         drain: Option<Duration>,
@@ -51,12 +70,15 @@ impl Location {
         let defaults = ExecutorOptions::default();
         let owner = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::now_v7().simple());
         let poll = if self.database_url.is_some() { Duration::from_secs(30) } else { Duration::from_secs(1) };
+        let egress = EgressPolicy::parse(&self.egress_allow).context("--egress-allow")?;
         let opts = ExecutorOptions {
             owner,
             max_runs,
             lease: lease.unwrap_or(defaults.lease),
             drain: drain.unwrap_or(defaults.drain),
             poll,
+            keyring: Some(keyring),
+            egress,
             ..defaults
         };
         Executor::new(store, opts).context("cannot start the executor")

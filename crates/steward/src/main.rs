@@ -8,7 +8,7 @@ mod progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +32,10 @@ struct Args {
     /// The workspace on --server.
     #[arg(long, global = true, env = "STEWARD_WORKSPACE", default_value = "default")]
     workspace: String,
+    /// Private, loopback or link-local ranges that flows' requests may reach (comma-separated,
+    /// such as `10.0.0.0/8,fd00::/8`); such addresses are refused by default.
+    #[arg(long, global = true, env = "STEWARD_EGRESS_ALLOW", value_delimiter = ',')]
+    egress_allow: Vec<String>,
     /// Log format on stderr.
     #[arg(long, global = true, env = "STEWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -66,16 +70,26 @@ enum Command {
     Worker(cli::worker::WorkerArgs),
     /// Serve the HTTP API and execute runs, on one port.
     Serve(cli::serve::ServeArgs),
+    /// Export a workspace of the local database (--workspace) as JSON, CSV or SQL files.
+    Export(cli::export::ExportArgs),
+    /// Load a JSON export into the local database as a new workspace (named by --workspace
+    /// on the command line, else as exported).
+    Import(cli::export::ImportArgs),
     /// Administer accounts directly on the database.
     #[command(subcommand)]
     Admin(cli::admin::AdminCommand),
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(cli::admin::AuditCommand),
+    /// Apply the retention policies on the local database (see docs/retention.md).
+    #[command(subcommand)]
+    Retention(cli::retention::RetentionCommand),
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let named = matches.value_source("workspace") == Some(clap::parser::ValueSource::CommandLine);
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     local::init_logging(&args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -84,7 +98,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let location = local::Location { data_dir: args.data_dir, database_url: args.database_url };
+    let location = local::Location {
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        egress_allow: args.egress_allow,
+    };
+    let workspace = args.workspace.clone();
     let remote = args.server.map(|server| cli::remote::Remote {
         server,
         token: args.token,
@@ -110,8 +129,13 @@ fn main() -> ExitCode {
             },
             Command::Worker(a) => cli::worker::run(&location, a).await,
             Command::Serve(a) => cli::serve::run(&location, a).await,
+            Command::Export(a) => cli::export::export(&location, &workspace, a).await,
+            Command::Import(a) => cli::export::import(&location, named.then_some(&*workspace), a).await,
             Command::Admin(c) => cli::admin::command(&location, c).await,
             Command::Audit(c) => cli::admin::audit_command(&location, c).await,
+            Command::Retention(c) => {
+                cli::retention::command(&location, named.then_some(&*workspace), c).await
+            }
         }
     });
     match result {

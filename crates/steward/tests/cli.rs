@@ -16,7 +16,7 @@ impl Dir {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = steward_testkit::steward_command(BIN);
         c.arg("--data-dir").arg(self.0.path().join("data"));
         c
     }
@@ -136,8 +136,71 @@ fn show_prints_the_step_timeline() {
 
 #[test]
 fn schema_flow_prints_a_json_schema() {
-    let out = Command::new(BIN).args(["schema", "flow"]).output().expect("schema");
+    let out = steward_testkit::steward_command(BIN).args(["schema", "flow"]).output().expect("schema");
     let schema: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(schema["title"], "Steward flow");
     assert!(schema["$defs"]["Step"]["oneOf"].as_array().is_some_and(|k| k.len() == 9));
+}
+
+/// `admin create-user` with the password on standard input.
+fn create_user(d: &Dir, email: &str, workspace: &str, role: &str) {
+    use std::io::Write as _;
+    let args = ["admin", "create-user", "--email", email, "--workspace", workspace, "--role", role];
+    let mut child = d
+        .cmd()
+        .args(args)
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"correct horse battery\n").expect("password");
+    let out = child.wait_with_output().expect("create-user");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn admin_delete_user_prints_the_receipt_and_refuses_to_strand_a_workspace() {
+    let d = Dir::new();
+    create_user(&d, "ada@example.com", "default", "owner");
+    create_user(&d, "bob@example.com", "default", "viewer");
+    create_user(&d, "carol.personal@example.com", "solo", "owner");
+
+    // Ada is the only owner of `default`, where Bob is a member.
+    let out = d.run(&["admin", "delete-user", "--email", "ada@example.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("only owner of default"), "{err}");
+    assert!(out.stdout.is_empty(), "no receipt for a refusal");
+
+    // Carol is alone in `solo`: the account goes, the workspace with it.
+    let out = d.run(&["admin", "delete-user", "--email", "carol.personal@example.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("workspace solo had no other member"), "{err}");
+    let receipt: Value = serde_json::from_slice(&out.stdout).expect("the receipt is JSON");
+    assert!(receipt["subject"].as_str().is_some_and(|s| s.starts_with("user:")), "{receipt}");
+    assert_eq!(receipt["reason"], "account deleted");
+    let rows: Vec<(&str, u64)> = receipt["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| (t["table"].as_str().unwrap_or(""), t["rows"].as_u64().unwrap_or(99)))
+        .collect();
+    assert_eq!(
+        rows,
+        [("users", 1), ("sessions", 0), ("api_tokens", 0), ("memberships", 1), ("invitations", 0)]
+    );
+    assert!(receipt["tables"][0]["store"] == "sqlite", "{receipt}");
+
+    // Recorded, and the chain still verifies.
+    let verified = d.json(&["audit", "verify", "--json"]);
+    assert_eq!(verified["intact"], true, "{verified}");
+    let again = d.run(&["admin", "delete-user", "--email", "carol.personal@example.com"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no account"), "deleted once");
+    for entry in std::fs::read_dir(d.0.path().join("data")).expect("data dir") {
+        let file = entry.expect("entry").path();
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let needle = b"carol.personal@example.com";
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} keeps the address", file.display());
+    }
 }

@@ -48,7 +48,7 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = steward_testkit::steward_command(BIN);
         cmd.arg("--data-dir").arg(self.dir.path().join("data"));
         if let Some(url) = &self.url {
             cmd.arg("--database-url").arg(url);

@@ -2,7 +2,7 @@
 //! loopback server that stands in for the public APIs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use axum::Json;
 use axum::Router;
@@ -56,7 +56,12 @@ impl Steward {
     }
 
     fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--data-dir").arg(self.dir.path()).args(args).output().expect("run steward")
+        steward_testkit::steward_command(BIN)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run steward")
     }
 
     /// Runs an example and returns its JSON result.
@@ -80,7 +85,7 @@ fn every_example_validates() {
     let files: Vec<PathBuf> =
         std::fs::read_dir(example("")).expect("examples dir").map(|e| e.expect("entry").path()).collect();
     assert!(files.len() >= 6, "at least six examples");
-    let out = Command::new(BIN).arg("validate").args(&files).output().expect("validate");
+    let out = steward_testkit::steward_command(BIN).arg("validate").args(&files).output().expect("validate");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -119,8 +124,12 @@ async fn deploy_waits_for_approval_then_deploys() {
     // Nothing runs the flow until a worker does; approving runs the rest here.
     let worker = s.cmd(&["runs", "approve", &run, "approve"]);
     assert!(!worker.status.success(), "the approval step has not been reached yet");
-    let mut worker =
-        Command::new(BIN).arg("--data-dir").arg(s.dir.path()).arg("worker").spawn().expect("worker");
+    let mut worker = steward_testkit::steward_command(BIN)
+        .arg("--data-dir")
+        .arg(s.dir.path())
+        .arg("worker")
+        .spawn()
+        .expect("worker");
     for _ in 0..100 {
         let show = s.cmd(&["runs", "show", "--json", &run]);
         let v: Value = serde_json::from_slice(&show.stdout).expect("json");
@@ -189,8 +198,13 @@ fn invalid_flows_exit_2_and_name_the_place() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("bad.yaml");
     std::fs::write(&file, "name: bad\nsteps:\n  - id: a\n    transfrom: '1'\n").expect("write");
-    let out =
-        Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
+    let out = steward_testkit::steward_command(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("run")
+        .arg(&file)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:4:5: unknown step kind `transfrom`; did you mean `transform`?"), "{err}");
@@ -202,8 +216,13 @@ fn failing_runs_exit_1_and_name_the_step() {
     let file = dir.path().join("fails.yaml");
     std::fs::write(&file, "name: fails\nsteps:\n  - id: explode\n    transform: 'error(\"kaboom\")'\n")
         .expect("write");
-    let out =
-        Command::new(BIN).arg("--data-dir").arg(dir.path()).arg("run").arg(&file).output().expect("run");
+    let out = steward_testkit::steward_command(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("run")
+        .arg(&file)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed at step `explode`") && err.contains("kaboom"), "{err}");

@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const NOW: Timestamp = Timestamp(1_800_000_000_000);
 
 fn steward(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = steward_testkit::steward_command(BIN);
     c.arg("--data-dir")
         .arg(data)
         .env_remove("STEWARD_DATABASE_URL")

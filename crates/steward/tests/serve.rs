@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 
 fn steward(data: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = steward_testkit::steward_command(BIN);
     c.arg("--data-dir").arg(data).env_remove("STEWARD_DATABASE_URL").current_dir(data.parent().unwrap());
     c
 }

@@ -96,7 +96,7 @@ async fn verify_audit(State(state): State<AppState>, access: Access) -> ApiResul
     access.require(Permission::AuditRead)?;
     let result = steward_store::verify_chain(state.store()).await?;
     Ok(axum::Json(match result {
-        Ok(checked) => Verification { intact: true, checked, broken_at: None, problem: None },
+        Ok(report) => Verification { intact: true, checked: report.checked, broken_at: None, problem: None },
         Err(link) => Verification {
             intact: false,
             checked: u64::try_from(link.seq - 1).unwrap_or(0),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_auth::password;
 use steward_auth::token::{self, Kind, Token};
-use steward_store::{NewUser, Session, User};
+use steward_store::{Deleter, DeletionReceipt, NewUser, Session, User};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(logout_everywhere))
-        .routes(routes!(me))
+        .routes(routes!(me, delete_me))
         .routes(routes!(accept_invitation))
 }
 
@@ -56,19 +56,7 @@ async fn login(
     let account_key = req.email.trim().to_lowercase();
     let address_key = source.0.clone().unwrap_or_default();
     let now = Instant::now();
-    for (throttle, key) in
-        [(state.logins_per_account(), &account_key), (state.logins_per_address(), &address_key)]
-    {
-        if let Err(wait) = throttle.check(key, now) {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                "too many failed logins; try again later",
-            );
-            e.retry_after = Some(wait.as_secs());
-            return Err(e);
-        }
-    }
+    check_throttles(&state, &account_key, &address_key, now)?;
     let found = state.store().user_for_login(&req.email).await?;
     let user = match found {
         Some((user, hash)) if password::verify(&req.password, &hash) => user,
@@ -98,6 +86,24 @@ async fn login(
     };
     state.logins_per_account().succeeded(&account_key);
     start_session(&state, user, source.0.as_deref()).await
+}
+
+/// Refuses (429) while the account or the address has failed to give its password too often.
+fn check_throttles(state: &AppState, account_key: &str, address_key: &str, now: Instant) -> ApiResult<()> {
+    for (throttle, key) in
+        [(state.logins_per_account(), account_key), (state.logins_per_address(), address_key)]
+    {
+        if let Err(wait) = throttle.check(key, now) {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed logins; try again later",
+            );
+            e.retry_after = Some(wait.as_secs());
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Creates a session for `user`, records the login and answers with the cookie set.
@@ -204,6 +210,76 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Js
     }
     let workspaces = workspaces.iter().map(|(w, r)| WorkspaceView::new(w, *r)).collect();
     Ok(axum::Json(MeView { user: (&caller.user).into(), workspaces }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccount {
+    /// The account's password, asked again: a deletion cannot be undone.
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountDeleted {
+    /// What was deleted: per store and table, how many rows (never the data), and when. The
+    /// audit log keeps it as `data.deleted`.
+    #[schema(value_type = Object)]
+    pub receipt: DeletionReceipt,
+    /// Workspaces deleted with the account because it was their only member; they are
+    /// purged 30 days later.
+    pub workspaces_deleted: Vec<String>,
+}
+
+/// Deletes the caller's account and personal data: the account (e-mail, name, password
+/// hash), its sessions, API tokens, memberships and the invitations addressed to it or sent
+/// by it and not accepted. What the workspaces hold stays with them. Asks for the password
+/// again, and for a session: API tokens cannot delete the account they belong to. Refused
+/// (409) while the account is the only owner of a workspace others are members of.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "auth", security(("session" = [])), request_body = DeleteAccount,
+    responses((status = 200, body = AccountDeleted), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+async fn delete_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<DeleteAccount>,
+) -> ApiResult<Response> {
+    if matches!(caller.via, Via::Token(_)) {
+        return Err(ApiError::forbidden("log in to delete your account: API tokens cannot do it"));
+    }
+    check_password_again(&state, &caller, &req.password).await?;
+    let by = Deleter { actor: caller.actor(), source: caller.source.clone() };
+    let deletion = state.store().delete_user(&caller.user.id, &by, state.now()).await?;
+    let body = AccountDeleted { receipt: deletion.receipt, workspaces_deleted: deletion.workspaces_deleted };
+    let mut response = axum::Json(body).into_response();
+    let clear = session_cookie("", 0, state.config().secure_cookies);
+    response.headers_mut().insert(header::SET_COOKIE, clear);
+    Ok(response)
+}
+
+/// Checks the signed-in person's password, under the login throttles (a stolen session must
+/// not become a way to guess it); a wrong one is audited and refused with 403.
+async fn check_password_again(state: &AppState, caller: &Caller, given: &str) -> ApiResult<()> {
+    let account_key = caller.user.email.clone();
+    let address_key = caller.source.clone().unwrap_or_default();
+    let now = Instant::now();
+    check_throttles(state, &account_key, &address_key, now)?;
+    let found = state.store().user_for_login(&caller.user.email).await?;
+    if found.is_some_and(|(_, hash)| password::verify(given, &hash)) {
+        state.logins_per_account().succeeded(&account_key);
+        return Ok(());
+    }
+    state.logins_per_account().failed(&account_key, now);
+    state.logins_per_address().failed(&address_key, now);
+    state
+        .audit(Audit {
+            workspace: None,
+            actor: &caller.actor(),
+            action: "account.deletion_refused",
+            object: ("user", Some(&caller.user.id)),
+            source: caller.source.as_deref(),
+            details: json!({ "reason": "wrong password" }),
+        })
+        .await?;
+    Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the password is not this account's"))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

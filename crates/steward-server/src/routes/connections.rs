@@ -248,25 +248,7 @@ fn check_hosts(hosts: Vec<String>) -> ApiResult<Vec<String>> {
     if hosts.is_empty() {
         return Err(ApiError::invalid("name at least one host the secret may be sent to"));
     }
-    hosts
-        .into_iter()
-        .map(|h| {
-            let host = h.trim().to_ascii_lowercase();
-            let bare = host.strip_prefix("*.").unwrap_or(&host);
-            let ok = !bare.is_empty()
-                && bare.len() <= 253
-                && bare.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                });
-            if ok {
-                Ok(host)
-            } else {
-                Err(ApiError::invalid(format!("`{h}` is not a host name (no scheme, port or path)")))
-            }
-        })
-        .collect()
+    crate::hosts::normalize_hosts(hosts)
 }
 
 /// The settings a kind needs, checked; `{}` when none were given.

@@ -5,8 +5,11 @@
 pub mod audit;
 pub mod auth;
 pub mod connections;
+pub mod export;
 pub mod flows;
 pub mod meta;
+pub mod policy;
+pub mod receipts;
 pub mod runs;
 pub mod schedules;
 pub mod tokens;
@@ -27,10 +30,13 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(tokens::router())
         .merge(flows::router())
         .merge(runs::router())
+        .merge(receipts::router())
         .merge(audit::router())
         .merge(webhooks::router())
         .merge(schedules::router())
         .merge(connections::router())
+        .merge(export::router())
+        .merge(policy::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")

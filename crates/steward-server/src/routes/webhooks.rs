@@ -24,6 +24,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use steward_vault::Secret;
+
 use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, too_large};
@@ -139,13 +141,25 @@ async fn create_webhook(
         return Err(ApiError::invalid(format!("sync_timeout_ms must be between 1 and {MAX_SYNC_MS}")));
     }
     let path = Token::generate(Kind::Webhook).map_err(ApiError::internal)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    // The signing secret is stored sealed like a connection's, bound to this webhook.
+    let sealed = match secret.filter(|_| scheme != Scheme::None) {
+        Some(s) => Some(
+            state
+                .keyring()
+                .seal(&access.workspace, &sealed_name(&id), &Secret::from(s.as_str()), state.now())
+                .await
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
     let hook = Webhook {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         workspace_id: access.workspace.clone(),
         flow_name: name.clone(),
         path_digest: path.digest(),
         scheme: scheme.as_str().to_owned(),
-        signing_secret: if scheme == Scheme::None { None } else { secret },
+        signing_secret: sealed,
         mode,
         sync_timeout_ms,
         created_by: access.actor(),
@@ -213,9 +227,9 @@ async fn deliver(
     let limit = state.config().body_limit;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
     let scheme: Scheme = hook.scheme.parse().map_err(ApiError::internal)?;
-    let secret = hook.signing_secret.as_deref().unwrap_or_default().as_bytes();
+    let secret = signing_secret(&state, &hook).await?;
     let now_secs = state.now().0 / 1000;
-    if let Err(refusal) = signature::verify(scheme, secret, &parts.headers, &body, now_secs) {
+    if let Err(refusal) = signature::verify(scheme, secret.expose(), &parts.headers, &body, now_secs) {
         tracing::warn!(webhook = %hook.id, source = source.as_deref().unwrap_or("-"), reason = %refusal, "refused a webhook delivery");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", refusal.to_string()));
     }
@@ -364,4 +378,23 @@ fn visible_headers(headers: &HeaderMap) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// What a webhook's signing secret is sealed for.
+fn sealed_name(webhook_id: &str) -> String {
+    format!("webhook:{webhook_id}")
+}
+
+/// The webhook's signing secret, opened (empty for unsigned webhooks). A value stored before
+/// signing secrets were sealed is used as it is.
+async fn signing_secret(state: &AppState, hook: &Webhook) -> ApiResult<Secret> {
+    let Some(stored) = hook.signing_secret.as_deref() else { return Ok(Secret::new(Vec::new())) };
+    if !stored.starts_with("s1.") {
+        return Ok(Secret::from(stored));
+    }
+    state
+        .keyring()
+        .open_text(&hook.workspace_id, &sealed_name(&hook.id), stored, state.now())
+        .await
+        .map_err(ApiError::internal)
 }

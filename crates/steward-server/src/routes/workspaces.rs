@@ -1,13 +1,13 @@
 //! Workspaces, their members and invitations.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_auth::token::{Kind, Token};
 use steward_auth::{Permission, Role};
 use steward_store::Invitation;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,21 +23,36 @@ const INVITATION_DAYS: u64 = 7;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_workspaces, create_workspace))
-        .routes(routes!(get_workspace))
+        .routes(routes!(get_workspace, delete_workspace))
+        .routes(routes!(restore_workspace))
         .routes(routes!(list_members))
         .routes(routes!(set_member, remove_member))
         .routes(routes!(list_invitations, invite))
         .routes(routes!(revoke_invitation))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListWorkspaces {
+    /// Also list the deleted workspaces the caller owns, with `deleted_at` and
+    /// `restorable_until` (other members do not see deleted workspaces: only owners can
+    /// restore them).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
 /// The workspaces the caller belongs to (only the token's own, for API tokens).
-#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", security(("session" = []), ("token" = [])),
-    responses((status = 200, body = Vec<WorkspaceView>)))]
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", params(ListWorkspaces),
+    security(("session" = []), ("token" = [])), responses((status = 200, body = Vec<WorkspaceView>)))]
 async fn list_workspaces(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<ListWorkspaces>,
 ) -> ApiResult<axum::Json<Vec<WorkspaceView>>> {
     let mut list = state.store().workspaces_of(&caller.user.id).await?;
+    if q.deleted {
+        let deleted = state.store().deleted_workspaces_of(&caller.user.id).await?;
+        list.extend(deleted.into_iter().filter(|(_, role)| *role == Role::Owner));
+    }
     if let Via::Token(t) = &caller.via {
         list.retain(|(w, _)| w.id == t.workspace_id);
     }
@@ -107,6 +122,65 @@ async fn get_workspace(
     let mut view = WorkspaceView::new(&w, access.role);
     view.permissions = access.permissions.names();
     Ok(axum::Json(view))
+}
+
+/// Soft-deletes the workspace. Until an owner restores it (within 30 days, after which it is
+/// purged), every workspace route answers 404 for everyone, its API tokens stop working and
+/// its webhooks and schedules start nothing; runs already under way finish. The server's
+/// last workspace in use cannot be deleted.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace}", tag = "workspaces",
+    params(("workspace" = String, Path)),
+    security(("session" = ["workspace:own"]), ("token" = ["workspace:own"])),
+    responses((status = 200, body = WorkspaceView), (status = 409, body = crate::error::ErrorBody)))]
+async fn delete_workspace(
+    State(state): State<AppState>,
+    access: Access,
+) -> ApiResult<axum::Json<WorkspaceView>> {
+    access.require(Permission::WorkspaceOwn)?;
+    let w = state.store().set_workspace_deleted(&access.workspace, true, state.now()).await?;
+    let until = w.restorable_until().map(millis);
+    state
+        .audit_in(&access, "workspace.deleted", ("workspace", &w.id), json!({ "restorable_until": until }))
+        .await?;
+    Ok(axum::Json(WorkspaceView::new(&w, access.role)))
+}
+
+/// Restores a deleted workspace, within 30 days of its deletion (410 afterwards). Owners
+/// only, with a session: the workspace's own API tokens do not work while it is deleted.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace}/restore", tag = "workspaces",
+    params(("workspace" = String, Path)),
+    security(("session" = ["workspace:own"]), ("token" = ["workspace:own"])),
+    responses((status = 200, body = WorkspaceView), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 410, body = crate::error::ErrorBody)))]
+async fn restore_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace): Path<String>,
+) -> ApiResult<axum::Json<WorkspaceView>> {
+    // The extractor `Access` finds no one in a deleted workspace: look among the caller's own.
+    let deleted = state.store().deleted_workspaces_of(&caller.user.id).await?;
+    let Some((w, role)) = deleted.into_iter().find(|(w, _)| w.id == workspace) else {
+        // In use, or not the caller's: the usual answers (404, 403), else nothing to do.
+        let role = state.store().role(&workspace, &caller.user.id).await?;
+        Access::new(caller, workspace, role)?.require(Permission::WorkspaceOwn)?;
+        return Err(ApiError::conflict("there is nothing to restore: it is not deleted"));
+    };
+    let access = Access::new(caller, workspace, Some(role))?;
+    access.require(Permission::WorkspaceOwn)?;
+    let now = state.now();
+    if w.restorable_until().is_some_and(|until| until <= now) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "gone",
+            format!(
+                "workspace {} was deleted more than 30 days ago: it can no longer be restored and is purged",
+                w.id
+            ),
+        ));
+    }
+    let w = state.store().set_workspace_deleted(&w.id, false, now).await?;
+    state.audit_in(&access, "workspace.restored", ("workspace", &w.id), json!({})).await?;
+    Ok(axum::Json(WorkspaceView::new(&w, access.role)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -84,9 +84,12 @@ impl TestApp {
                 (Arc::new(store), None, Some(schema.to_owned()))
             }
         };
+        let keyring = Arc::new(steward_vault::Keyring::new(master.clone(), store.clone()));
         let opts = ExecutorOptions {
             poll: Duration::from_millis(100),
             drain: Duration::from_secs(2),
+            keyring: Some(keyring.clone()),
+            egress: steward_testkit::loopback_egress(),
             ..ExecutorOptions::default()
         };
         let executor = Executor::new(store.clone(), opts).expect("executor");
@@ -95,11 +98,20 @@ impl TestApp {
             let executor = executor.clone();
             async move { executor.run(stop_rx).await }
         });
-        let keyring = Arc::new(steward_vault::Keyring::new(master.clone(), store.clone()));
         let state = AppState::new(store.clone(), executor.clone(), config, keyring);
         tokio::spawn(steward_server::scheduler::run(state.clone(), stop.subscribe()));
         let app = steward_server::app(state.clone());
         Self { app, state, store, executor, stop, master, _dir: dir, pg_schema, owns_schema: false }
+    }
+
+    /// The PostgreSQL schema the server uses, for tests that read its tables directly.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_deref()
+    }
+
+    /// The SQLite database file, for tests that scan its bytes.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("steward.db"))
     }
 
     pub async fn finish(self) {

@@ -9,9 +9,13 @@ macro_rules! account_store {
             use async_trait::async_trait;
             use steward_auth::Role;
             use steward_engine::Timestamp;
+            use std::collections::BTreeMap;
+
+            use serde_json::json;
             use steward_store::{
-                AccountStore, ApiToken, AuditEvent, AuditFilter, AuditStore, Error, Invitation, Member,
-                NewAuditEvent, NewUser, QueueDepth, Result, Session, StatsStore, User, Workspace,
+                AccountDeletion, AccountStore, ApiToken, AuditEvent, AuditFilter, AuditStore, Deleter,
+                DeletionReceipt, Error, Invitation, Member, NewAuditEvent, NewUser, QueueDepth, Result,
+                Session, StatsStore, TableCount, User, Workspace,
             };
 
             use super::$Store as Store;
@@ -75,7 +79,8 @@ macro_rules! account_store {
                         sqlx::query(sql::UPSERT_MEMBER).bind(id).bind(owner).bind("owner").bind(now.0);
                     member.execute(&mut *tx).await.map_err(db)?;
                     tx.commit().await.map_err(db)?;
-                    Ok(Workspace { id: id.to_owned(), name: name.to_owned(), created_at: now })
+                    let (id, name) = (id.to_owned(), name.to_owned());
+                    Ok(Workspace { id, name, created_at: now, deleted_at: None })
                 }
 
                 async fn workspace(&self, id: &str) -> Result<Workspace> {
@@ -96,6 +101,67 @@ macro_rules! account_store {
                         .await
                         .map_err(db)?;
                     rows.iter().map(|r| Ok((sql::workspace(r)?, sql::role(&r.text("role")?)?))).collect()
+                }
+
+                async fn deleted_workspaces_of(&self, user: &str) -> Result<Vec<(Workspace, Role)>> {
+                    let query = sqlx::query(sql::DELETED_WORKSPACES_OF).bind(user);
+                    let rows = query.fetch_all(self.reader()).await.map_err(db)?;
+                    rows.iter().map(|r| Ok((sql::workspace(r)?, sql::role(&r.text("role")?)?))).collect()
+                }
+
+                async fn set_workspace_deleted(
+                    &self,
+                    id: &str,
+                    deleted: bool,
+                    now: Timestamp,
+                ) -> Result<Workspace> {
+                    let mut tx = self.write().await?;
+                    if deleted {
+                        // First, in id order: the lock that orders concurrent deletions.
+                        keep_a_workspace(&mut tx, id).await?;
+                    }
+                    let mut w = any_workspace(&mut tx, id).await?;
+                    let conflict = |m: &str| Err(Error::Conflict(m.to_owned()));
+                    let expired =
+                        |at: Timestamp| now.0.saturating_sub(at.0) >= steward_store::RESTORE_WINDOW_MS;
+                    match (deleted, w.deleted_at) {
+                        (true, Some(_)) => return Err(Error::NotFound("workspace".into())),
+                        (false, None) => return conflict("there is nothing to restore: it is not deleted"),
+                        (false, Some(at)) if expired(at) => {
+                            return conflict(
+                                "it was deleted more than 30 days ago and can no longer be restored",
+                            );
+                        }
+                        _ => {}
+                    }
+                    w.deleted_at = deleted.then_some(now);
+                    let update =
+                        sqlx::query(sql::SET_WORKSPACE_DELETED).bind(id).bind(w.deleted_at.map(|t| t.0));
+                    update.execute(&mut *tx).await.map_err(db)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(w)
+                }
+
+                async fn delete_user(
+                    &self,
+                    user: &str,
+                    by: &Deleter,
+                    now: Timestamp,
+                ) -> Result<AccountDeletion> {
+                    let mut tx = self.write().await?;
+                    let query = sqlx::query(sql::USER_EMAIL).bind(user);
+                    let row = query.fetch_optional(&mut *tx).await.map_err(db)?;
+                    let email = row.ok_or_else(|| Error::NotFound("user".into()))?.text("email")?;
+                    let workspaces_deleted = check_memberships(&mut tx, user).await?;
+                    for id in &workspaces_deleted {
+                        let update = sqlx::query(sql::SET_WORKSPACE_DELETED).bind(id).bind(now.0);
+                        update.execute(&mut *tx).await.map_err(db)?;
+                    }
+                    let deletion = delete_rows(&mut tx, user, &email, now, workspaces_deleted).await?;
+                    record_deletion(&mut tx, user, by, &deletion).await?;
+                    tx.commit().await.map_err(db)?;
+                    scrub_log(self).await;
+                    Ok(deletion)
                 }
 
                 async fn role(&self, workspace: &str, user: &str) -> Result<Option<Role>> {
@@ -306,6 +372,165 @@ macro_rules! account_store {
                     ));
                 }
                 Ok(())
+            }
+
+            /// Refuses to delete `workspace` if it is the last one in use.
+            async fn keep_a_workspace(tx: &mut Tx<Store>, workspace: &str) -> Result<()> {
+                let sql = if <Store as Backend>::ROW_LOCKS {
+                    sql::LIVE_WORKSPACES_LOCKED
+                } else {
+                    sql::LIVE_WORKSPACES
+                };
+                let rows = sqlx::query(sql).fetch_all(&mut **tx).await.map_err(db)?;
+                let live = rows.iter().map(|r| r.text("id")).collect::<Result<Vec<_>>>()?;
+                if live == [workspace] {
+                    return Err(Error::Conflict(
+                        "the server keeps one in use and this is the last: create another before deleting it"
+                            .into(),
+                    ));
+                }
+                Ok(())
+            }
+
+            /// A workspace whether deleted or not (locked on PostgreSQL).
+            async fn any_workspace(tx: &mut Tx<Store>, id: &str) -> Result<Workspace> {
+                let sql = if <Store as Backend>::ROW_LOCKS {
+                    sql::ANY_WORKSPACE_LOCKED
+                } else {
+                    sql::ANY_WORKSPACE
+                };
+                let row = sqlx::query(sql).bind(id).fetch_optional(&mut **tx).await.map_err(db)?;
+                let found = row.map(|r| sql::workspace(&r)).transpose()?;
+                found.ok_or_else(|| Error::NotFound("workspace".into()))
+            }
+
+            /// Checks that deleting `user` leaves no workspace in use without an owner while it
+            /// has members; returns the workspaces in use of which `user` is the only member,
+            /// which go with the account.
+            async fn check_memberships(tx: &mut Tx<Store>, user: &str) -> Result<Vec<String>> {
+                if <Store as Backend>::ROW_LOCKS {
+                    sqlx::query(sql::LOCK_MEMBERSHIPS_OF).bind(user).fetch_all(&mut **tx).await.map_err(db)?;
+                }
+                let query = sqlx::query(sql::MEMBERSHIPS_OF).bind(user);
+                let rows = query.fetch_all(&mut **tx).await.map_err(db)?;
+                let (mut stranded, mut alone) = (Vec::new(), Vec::new());
+                for r in &rows {
+                    if r.opt_int("deleted_at")?.is_some() {
+                        continue;
+                    }
+                    let workspace = r.text("workspace_id")?;
+                    if r.int("others")? == 0 {
+                        alone.push(workspace);
+                    } else if r.text("role")? == "owner" && r.int("other_owners")? == 0 {
+                        stranded.push(workspace);
+                    }
+                }
+                if !stranded.is_empty() {
+                    return Err(Error::Conflict(format!(
+                        "the account is the only owner of {}, which other people are members of: make one of \
+                         them an owner there first (or remove them), then delete the account",
+                        stranded.join(", ")
+                    )));
+                }
+                Ok(alone)
+            }
+
+            /// Deletes the person's rows; the receipt counts them, in total and per workspace.
+            async fn delete_rows(
+                tx: &mut Tx<Store>,
+                user: &str,
+                email: &str,
+                now: Timestamp,
+                workspaces_deleted: Vec<String>,
+            ) -> Result<AccountDeletion> {
+                let mut per_workspace: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+                let mut totals = Vec::new();
+                let deleted = |q: &'static str| sqlx::query(q).bind(user);
+                let sessions = deleted(sql::DELETE_USER_SESSIONS).execute(&mut **tx).await.map_err(db)?;
+                totals.push(("sessions", sessions.rows_affected()));
+                for (table, query) in [
+                    ("api_tokens", deleted(sql::DELETE_USER_TOKENS)),
+                    ("memberships", deleted(sql::DELETE_USER_MEMBERSHIPS)),
+                    ("invitations", deleted(sql::DELETE_USER_INVITATIONS).bind(email)),
+                ] {
+                    let rows = query.fetch_all(&mut **tx).await.map_err(db)?;
+                    for r in &rows {
+                        let counts = per_workspace.entry(r.text("workspace_id")?).or_default();
+                        *counts.entry(table).or_default() += 1;
+                    }
+                    totals.push((table, rows.len() as u64));
+                }
+                let users = deleted(sql::DELETE_USER).execute(&mut **tx).await.map_err(db)?;
+                totals.insert(0, ("users", users.rows_affected()));
+                let receipt = |tables: Vec<(&str, u64)>| DeletionReceipt {
+                    subject: format!("user:{user}"),
+                    reason: "account deleted".into(),
+                    at: now,
+                    tables: tables
+                        .into_iter()
+                        .map(|(table, rows)| TableCount {
+                            store: sql::store_kind::<<Store as Backend>::Db>().into(),
+                            table: table.into(),
+                            rows,
+                        })
+                        .collect(),
+                };
+                let per_workspace = per_workspace
+                    .into_iter()
+                    .map(|(ws, counts)| {
+                        let tables = ["api_tokens", "memberships", "invitations"]
+                            .map(|t| (t, counts.get(t).copied().unwrap_or(0)));
+                        (ws, receipt(tables.to_vec()))
+                    })
+                    .collect();
+                Ok(AccountDeletion { receipt: receipt(totals), per_workspace, workspaces_deleted })
+            }
+
+            /// Appends the deletion's audit entries inside its transaction: recorded if and only
+            /// if it happened.
+            async fn record_deletion(
+                tx: &mut Tx<Store>,
+                user: &str,
+                by: &Deleter,
+                deletion: &AccountDeletion,
+            ) -> Result<()> {
+                if <Store as Backend>::ROW_LOCKS {
+                    sqlx::query(sql::LOCK_AUDIT).execute(&mut **tx).await.map_err(db)?;
+                }
+                let mut entries = vec![deletion.receipt.audit_event(None, &by.actor)];
+                for (workspace, part) in &deletion.per_workspace {
+                    entries.push(part.audit_event(Some(workspace), &by.actor));
+                }
+                for workspace in &deletion.workspaces_deleted {
+                    entries.push(NewAuditEvent {
+                        workspace: Some(workspace.clone()),
+                        actor: by.actor.clone(),
+                        action: "workspace.deleted".into(),
+                        object_type: "workspace".into(),
+                        object_id: Some(workspace.clone()),
+                        source: None,
+                        details: json!({ "reason": "its only member's account was deleted", "user": user }),
+                        now: deletion.receipt.at,
+                    });
+                }
+                for mut e in entries {
+                    e.source = by.source.clone();
+                    let details_text = to_json(&e.details, "audit details")?;
+                    append_entry(tx, e, details_text).await?;
+                }
+                Ok(())
+            }
+
+            /// SQLite: pushes the deleted rows' old page images out of the write-ahead log (see
+            /// [`sql::TRUNCATE_LOG`]). The deletion has committed; if readers keep the log busy
+            /// past the busy timeout, the next checkpoint finishes the job, so failure is logged.
+            async fn scrub_log(store: &Store) {
+                if sql::store_kind::<<Store as Backend>::Db>() != "sqlite" {
+                    return;
+                }
+                if let Err(e) = sqlx::query(sql::TRUNCATE_LOG).execute(store.reader()).await {
+                    tracing::warn!(error = %e, "could not checkpoint the SQLite log after a deletion");
+                }
             }
 
             #[async_trait]

@@ -206,10 +206,11 @@ fn in_place(conn: &Connection, job: &mut Box<dyn Job>) -> Option<Result<(), Stri
 pub(super) fn connect(path: &Path, warm: &[&str]) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     // The same settings as the sqlx connections (`SqliteStore::open`): WAL, `synchronous =
-    // NORMAL` (per connection, so it must be set here too), foreign keys.
+    // NORMAL` (per connection, so it must be set here too), foreign keys, `secure_delete`.
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "secure_delete", true)?;
     conn.busy_handler(Some(wait_for_lock))?;
     conn.set_prepared_statement_cache_capacity(64);
     for sql in batch::STATEMENTS.iter().chain(warm) {

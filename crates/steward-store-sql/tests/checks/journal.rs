@@ -151,3 +151,27 @@ pub async fn append_of_many_events_keeps_them_all_in_order(db: &TestDb) {
     assert_eq!(journal.len(), 251);
     assert_eq!(&journal[1..], many.as_slice());
 }
+
+pub async fn data_sent_events_are_found_by_workspace_and_period(db: &TestDb) {
+    let s = &*db.store;
+    let sent = |key: &str, host: &str| Event::DataSent {
+        key: key.into(),
+        host: host.into(),
+        connections: vec!["gh".into()],
+        bytes: 42,
+        categories: vec!["inputs".into()],
+    };
+    for (ws, name, t) in [(WS, "a", T0 + 10), (OTHER, "b", T0 + 10), (WS, "c", T0 + 1000)] {
+        let v = save(s, ws, name, "d1", T0).await;
+        let run = new_run(&v, t);
+        let events =
+            vec![started(&run), Event::StepScheduled { key: "x".into() }, sent("x", &format!("{name}.test"))];
+        s.create_run(run, &events).await.unwrap();
+    }
+    let found = s.data_sent(WS, at(T0), at(T0 + 1000)).await.unwrap();
+    assert_eq!(found.len(), 1, "other workspaces and later times are left out: {found:?}");
+    assert_eq!((found[0].flow_name.as_str(), found[0].entry.seq), ("a", 3));
+    assert!(matches!(&found[0].entry.event, Event::DataSent { host, bytes: 42, .. } if host == "a.test"));
+    let all = s.data_sent(WS, at(T0), at(T0 + 1001)).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.flow_name.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+}

@@ -78,6 +78,81 @@ impl TestDb {
         }
     }
 
+    /// The tables with a row that holds `needle` in any column, read behind the store's back.
+    pub async fn scan(&self, needle: &str) -> Vec<String> {
+        let mut hits = Vec::new();
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect SQLite");
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                     AND name NOT LIKE '_sqlx%'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables");
+                for table in tables {
+                    let columns: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT name FROM pragma_table_info('{table}')"
+                    )))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("columns");
+                    let any: Vec<String> =
+                        columns.iter().map(|c| format!("instr(CAST(\"{c}\" AS TEXT), $1) > 0")).collect();
+                    let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE {}", any.join(" OR "));
+                    let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                        .bind(needle)
+                        .fetch_one(&mut conn)
+                        .await
+                        .expect("scan");
+                    if n > 0 {
+                        hits.push(table);
+                    }
+                }
+            }
+            Backend::Postgres { url, schema } => {
+                let mut conn = PgConnection::connect(url).await.expect("connect PostgreSQL");
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+                     AND table_type = 'BASE TABLE' AND table_name NOT LIKE '_sqlx%'",
+                )
+                .bind(schema)
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables");
+                for table in tables {
+                    let sql = format!(
+                        r#"SELECT COUNT(*) FROM "{schema}"."{table}" t WHERE strpos(t::text, $1) > 0"#
+                    );
+                    let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                        .bind(needle)
+                        .fetch_one(&mut conn)
+                        .await
+                        .expect("scan");
+                    if n > 0 {
+                        hits.push(table);
+                    }
+                }
+            }
+        }
+        hits.sort();
+        hits
+    }
+
+    /// SQLite: whether the database file or its log holds the bytes of `needle` anywhere,
+    /// deleted rows and free pages included. `None` on PostgreSQL.
+    pub fn file_holds(&self, needle: &str) -> Option<bool> {
+        let Backend::Sqlite { path, .. } = &self.backend else { return None };
+        let wal = path.with_extension("db-wal");
+        let holds = [path.as_path(), wal.as_path()].iter().any(|p| {
+            let bytes = std::fs::read(p).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        });
+        Some(holds)
+    }
+
     pub async fn cleanup(self) {
         drop(self.store);
         if let Backend::Postgres { url, schema } = self.backend {

@@ -9,7 +9,8 @@ use clap::Subcommand;
 use serde_json::json;
 use steward_auth::token::{Kind, Token};
 use steward_auth::{Permissions, Role, password};
-use steward_store::{ApiToken, NewAuditEvent, NewUser, ServerStore};
+use steward_engine::Timestamp;
+use steward_store::{ApiToken, Deleter, NewAuditEvent, NewUser, ServerStore};
 
 use crate::local::Location;
 
@@ -45,6 +46,21 @@ pub enum AdminCommand {
         permissions: Option<Vec<String>>,
         #[arg(long)]
         expires_in_days: Option<u64>,
+    },
+    /// Write everything held about an account (its data, memberships, sessions and tokens
+    /// without secrets, and its audit entries) to a new JSON file.
+    ExportUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Delete an account and its personal data (account, sessions, API tokens, memberships,
+    /// invitations; see docs/deletion.md) and print the deletion receipt as JSON. Refused
+    /// while the account is the only owner of a workspace that has other members.
+    DeleteUser {
+        #[arg(long)]
+        email: String,
     },
     /// Re-wrap every workspace's data key with a new master key (secrets are not touched),
     /// then put the new key in the key file. Servers go on with the data keys they hold;
@@ -84,6 +100,8 @@ pub async fn command(location: &Location, cmd: AdminCommand) -> anyhow::Result<E
             };
             store.append_audit(event).await?;
         }
+        AdminCommand::ExportUser { email, out } => super::export::export_user(&*store, &email, &out).await?,
+        AdminCommand::DeleteUser { email } => delete_user(&*store, &email, now).await?,
         AdminCommand::CreateUser { email, name, workspace, role, .. } => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
@@ -146,6 +164,26 @@ pub async fn command(location: &Location, cmd: AdminCommand) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// `admin delete-user`: the receipt on standard output, what happened on standard error. The
+/// store records the receipt in the audit log with the deletion.
+async fn delete_user(store: &dyn ServerStore, email: &str, now: Timestamp) -> anyhow::Result<()> {
+    let (user, _) = store.user_for_login(email).await?.with_context(|| format!("no account {email}"))?;
+    let by = Deleter { actor: "system:cli".into(), source: None };
+    let deletion = store.delete_user(&user.id, &by, now).await?;
+    super::print_json(&deletion.receipt)?;
+    eprintln!(
+        "deleted account {} ({} rows); the receipt is in the audit log",
+        user.id,
+        deletion.receipt.rows()
+    );
+    for workspace in &deletion.workspaces_deleted {
+        eprintln!(
+            "workspace {workspace} had no other member and was deleted with it; it is purged in 30 days"
+        );
+    }
+    Ok(())
+}
+
 async fn audit(
     store: &dyn ServerStore,
     workspace: &str,
@@ -173,14 +211,17 @@ pub async fn audit_command(location: &Location, cmd: AuditCommand) -> anyhow::Re
     let result = steward_store::verify_chain(&*store).await?;
     if json {
         let out = match &result {
-            Ok(n) => json!({ "intact": true, "checked": n }),
+            Ok(r) => json!({ "intact": true, "checked": r.checked, "pruned": r.pruned }),
             Err(b) => json!({ "intact": false, "broken_at": b.seq, "problem": b.problem }),
         };
         super::print_json(&out)?;
     }
     match result {
-        Ok(n) => {
-            eprintln!("audit log intact: {n} entries checked");
+        Ok(report) => {
+            for note in steward_server::pruner::pruned_notes(&report) {
+                eprintln!("{note}");
+            }
+            eprintln!("audit log intact: {} entries checked", report.checked);
             Ok(ExitCode::SUCCESS)
         }
         Err(b) => {

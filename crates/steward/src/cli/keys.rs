@@ -42,8 +42,39 @@ pub async fn open_keyring(location: &Location, store: Arc<dyn ServerStore>) -> a
     }
     let keyring = Keyring::new(master, store);
     let workspaces = keyring.check().await.context("the master key does not fit this database")?;
-    tracing::info!(master_key = keyring.master_key_id(), workspaces, "master key checked");
+    tracing::info!(master_key = %keyring.master_key_id(), workspaces, "master key checked");
     Ok(keyring)
+}
+
+/// How often a running process looks for a rotation of the master key done elsewhere.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Follows rotations of the master key (`steward admin rotate-master-key` run elsewhere)
+/// until `stop`: the new key is read from the key file (or the variable) as soon as the
+/// stored data keys name it, so servers and workers need no restart.
+pub async fn follow_rotations(
+    location: Location,
+    keyring: Arc<Keyring>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let load = || {
+            let env = std::env::var(MASTER_KEY_ENV).ok().map(Zeroizing::new);
+            MasterKey::load_or_create(env.as_deref().map(String::as_str), &key_file(&location))
+                .map(|(k, _)| k)
+        };
+        match keyring.follow_rotation(load, super::runs::now()).await {
+            Ok(Some(id)) => tracing::info!(master_key = %id, "now using the rotated master key"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the master key was rotated, but the new key cannot be loaded; restart with it")
+            }
+        }
+    }
 }
 
 /// `steward admin rotate-master-key`: re-wraps every workspace's data key with a new master

@@ -2,9 +2,11 @@
 
 pub mod admin;
 pub mod connections;
+pub mod export;
 pub mod flows;
 pub mod keys;
 pub mod remote;
+pub mod retention;
 pub mod run;
 pub mod runs;
 pub mod serve;

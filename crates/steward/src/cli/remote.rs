@@ -182,6 +182,16 @@ pub async fn runs(remote: &Remote, cmd: RunsCommand) -> anyhow::Result<ExitCode>
                 .await?;
             eprintln!("cancellation requested for run {run}");
         }
+        RunsCommand::Receipt { run, json } => {
+            let receipt = remote.must(Method::GET, &format!("/runs/{run}/receipt"), None).await?;
+            super::runs::print_receipt(&receipt, json)?;
+        }
+        RunsCommand::Processing { days, json } => {
+            let to = super::runs::now().0;
+            let from = to - i64::from(days) * 86_400_000;
+            let record = remote.must(Method::GET, &format!("/processing?from={from}&to={to}"), None).await?;
+            super::runs::print_processing(&record, json)?;
+        }
         RunsCommand::Approve(d) => decide(remote, &d.run, &d.step, d.reason, "approve").await?,
         RunsCommand::Reject(d) => decide(remote, &d.run, &d.step, d.reason, "reject").await?,
     }

@@ -33,7 +33,8 @@ pub struct RunArgs {
 }
 
 pub async fn run(location: &Location, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let store = location.open().await?;
+    let all = location.open_all().await?;
+    let store: std::sync::Arc<dyn steward_store::Store> = all.clone();
     let version = match apply_file(&store, &args.file, super::runs::now()).await {
         Ok(v) => v,
         Err(e) if e.is::<Invalid>() => {
@@ -43,7 +44,7 @@ pub async fn run(location: &Location, args: RunArgs) -> anyhow::Result<ExitCode>
         Err(e) => return Err(e),
     };
     let inputs = super::parse_input(args.input.as_deref())?;
-    let executor = location.executor(store.clone(), 64, None, None)?;
+    let executor = location.executor(all, 64, None, None).await?;
     let progress = executor.subscribe();
     let run_id = match executor.start_run(&version, inputs).await {
         Ok(id) => id,

@@ -48,6 +48,21 @@ pub enum RunsCommand {
         #[arg(long, default_value = "cancelled from the command line")]
         reason: String,
     },
+    /// Show a run's data-flow receipt: which outside processors received data, from which
+    /// steps, under which connections, how many bytes (never the data).
+    Receipt {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The record of processing: every outside processor that received data from runs in
+    /// the last `--days` days, with counts.
+    Processing {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve an approval step, then follow the run.
     Approve(Decision),
     /// Reject an approval step, then follow the run.
@@ -110,14 +125,85 @@ pub async fn command(location: &Location, cmd: RunsCommand) -> anyhow::Result<Ex
             store.signal(ws, &run, &Signal::Cancel { reason }, now()).await?;
             eprintln!("cancellation requested for run {run}");
         }
+        RunsCommand::Receipt { run, json } => {
+            let run = store.run(ws, &run).await?;
+            let receipt = steward_store::RunReceipt::from_journal(&run.id, &store.journal(&run.id).await?);
+            print_receipt(&serde_json::to_value(receipt)?, json)?;
+        }
+        RunsCommand::Processing { days, json } => {
+            let all = location.open_all().await?;
+            let to = now();
+            let from = Timestamp(to.0 - i64::from(days) * 86_400_000);
+            let records = all.data_sent(ws, from, to).await?;
+            let record = steward_store::ProcessingRecord::from_records(from, to, &records);
+            print_processing(&serde_json::to_value(record)?, json)?;
+        }
         RunsCommand::Approve(d) => return decide(location, d, true).await,
         RunsCommand::Reject(d) => return decide(location, d, false).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a receipt (`RunReceipt` as JSON, from the store or the API).
+pub(crate) fn print_receipt(receipt: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return super::print_json(receipt);
+    }
+    let processors = receipt["processors"].as_array().cloned().unwrap_or_default();
+    if processors.is_empty() {
+        println!("no data left Steward during this run");
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:>8} {:>10}  {:<20} {:<24} CATEGORIES",
+        "PROCESSOR", "REQUESTS", "BYTES", "CONNECTIONS", "STEPS"
+    );
+    for p in &processors {
+        println!(
+            "{:<32} {:>8} {:>10}  {:<20} {:<24} {}",
+            p["host"].as_str().unwrap_or("?"),
+            p["requests"],
+            p["bytes"],
+            list(&p["connections"]),
+            list(&p["senders"]),
+            list(&p["categories"])
+        );
+    }
+    Ok(())
+}
+
+/// Prints a record of processing (`ProcessingRecord` as JSON).
+pub(crate) fn print_processing(record: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return super::print_json(record);
+    }
+    println!(
+        "{:<32} {:>6} {:>8} {:>10}  {:<20} {:<24} CATEGORIES",
+        "PROCESSOR", "RUNS", "REQUESTS", "BYTES", "CONNECTIONS", "FLOWS"
+    );
+    for p in record["processors"].as_array().into_iter().flatten() {
+        println!(
+            "{:<32} {:>6} {:>8} {:>10}  {:<20} {:<24} {}",
+            p["host"].as_str().unwrap_or("?"),
+            p["runs"],
+            p["requests"],
+            p["bytes"],
+            list(&p["connections"]),
+            list(&p["senders"]),
+            list(&p["categories"])
+        );
+    }
+    Ok(())
+}
+
+fn list(v: &Value) -> String {
+    let items: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if items.is_empty() { "-".into() } else { items.join(",") }
+}
+
 async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Result<ExitCode> {
-    let store = location.open().await?;
+    let all = location.open_all().await?;
+    let store: std::sync::Arc<dyn steward_store::Store> = all.clone();
     let run = store.run(DEFAULT_WORKSPACE, &d.run).await?;
     let journal = store.journal(&run.id).await?;
     let suspended =
@@ -127,7 +213,7 @@ async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Res
     }
     let signal =
         Signal::Approval { step: d.step.clone(), approved, by: d.by.clone(), reason: d.reason.clone() };
-    let executor = location.executor(store, 64, None, None)?;
+    let executor = location.executor(all, 64, None, None).await?;
     let progress = executor.subscribe();
     executor.signal(DEFAULT_WORKSPACE, &run.id, &signal).await?;
     eprintln!("{} step `{}` of run {}", if approved { "approved" } else { "rejected" }, d.step, run.id);

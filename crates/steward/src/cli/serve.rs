@@ -19,6 +19,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(flatten)]
+    pub pruner: super::retention::PrunerArgs,
 }
 
 pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -31,7 +33,8 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     let store = location.open_all().await?;
     // Stops here, before listening, when the master key does not fit the database.
     let keyring = Arc::new(super::keys::open_keyring(location, store.clone()).await?);
-    let executor = location.executor(store.clone(), config.max_runs, None, Some(config.drain))?;
+    let executor =
+        location.executor_with(store.clone(), keyring.clone(), config.max_runs, None, Some(config.drain))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -42,9 +45,12 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
              steward admin create-user --email you@example.com --password-stdin"
         );
     }
-    let state = AppState::new(store, executor.clone(), config, keyring);
+    let state = AppState::new(store.clone(), executor.clone(), config, keyring.clone());
     let (stop, stop_rx) = watch::channel(false);
     let scheduler = tokio::spawn(steward_server::scheduler::run(state.clone(), stop_rx.clone()));
+    let pruner = super::retention::spawn_pruner(store.clone(), &args.pruner, stop_rx.clone());
+    let follow =
+        tokio::spawn(super::keys::follow_rotations(location.clone(), keyring.clone(), stop_rx.clone()));
     let worker = tokio::spawn({
         let executor = executor.clone();
         async move { executor.run(stop_rx).await }
@@ -57,5 +63,9 @@ pub async fn run(location: &Location, args: ServeArgs) -> anyhow::Result<ExitCod
     let _ = stop.send(true);
     worker.await??;
     scheduler.await?;
+    if let Some(pruner) = pruner {
+        pruner.await?;
+    }
+    follow.await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,8 @@ pub struct WorkerArgs {
     /// that died is taken over after this long.
     #[arg(long, env = "STEWARD_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub lease: std::time::Duration,
+    #[command(flatten)]
+    pub pruner: super::retention::PrunerArgs,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -23,9 +25,13 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let store = location.open().await?;
-    let executor = location.executor(store, args.max_runs, Some(args.lease), None)?;
+    let store = location.open_all().await?;
+    let keyring = std::sync::Arc::new(super::keys::open_keyring(location, store.clone()).await?);
+    let executor =
+        location.executor_with(store.clone(), keyring.clone(), args.max_runs, Some(args.lease), None)?;
     let (stop, stop_rx) = watch::channel(false);
+    let pruner = super::retention::spawn_pruner(store.clone(), &args.pruner, stop_rx.clone());
+    let follow = tokio::spawn(super::keys::follow_rotations(location.clone(), keyring, stop_rx.clone()));
     let worker = tokio::spawn({
         let executor = executor.clone();
         async move { executor.run(stop_rx).await }
@@ -36,5 +42,9 @@ pub async fn run(location: &Location, args: WorkerArgs) -> anyhow::Result<ExitCo
     eprintln!("stopping: letting in-flight steps finish");
     let _ = stop.send(true);
     worker.await??;
+    if let Some(pruner) = pruner {
+        pruner.await?;
+    }
+    follow.await?;
     Ok(ExitCode::SUCCESS)
 }

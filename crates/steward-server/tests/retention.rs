@@ -1,0 +1,319 @@
+//! The retention pruner and the policy API, on SQLite and PostgreSQL, with a fake clock: each
+//! category is removed when its period is over and not a millisecond before, a flow's own
+//! `retention:` wins over the workspace policy, a dry run reports exactly what the real pass
+//! then does and changes nothing, and every removal leaves a receipt in the audit log.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_auth::Role;
+use steward_engine::{Event, RunStatus, StepError, Timestamp};
+use steward_server::pruner::{self, PassReport, PruneOptions};
+use steward_store::{
+    AuditFilter, Connection, DAY_MS, FlowVersion, NewAuditEvent, NewFlowVersion, NewRun, RunUpdate,
+    ServerStore,
+};
+use support::{Db, TestApp, WS};
+
+/// A fixed start, well before the real time the test accounts were made at.
+const F: i64 = 1_600_000_000_000;
+
+async fn flow(s: &dyn ServerStore, name: &str, retention: &str) -> FlowVersion {
+    let source = format!("name: {name}\n{retention}steps: [{{ id: a, transform: '1' }}]\n");
+    let new = NewFlowVersion {
+        workspace: WS.into(),
+        name: name.into(),
+        file_name: format!("{name}.yaml"),
+        digest: format!("{:x}", source.len()),
+        source,
+        concurrency: None,
+        now: Timestamp(F - DAY_MS),
+    };
+    s.save_version(new).await.unwrap()
+}
+
+/// A run of `v` that failed at `finished`, with `payload-<id>` in its payloads and
+/// `error-<id>` in its error messages.
+async fn finished_run(s: &dyn ServerStore, v: &FlowVersion, finished: i64) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let payload = format!("payload-{id}");
+    let error = StepError::http(500, format!("error-{id}"));
+    let run = NewRun {
+        id: id.clone(),
+        workspace: WS.into(),
+        flow_version_id: v.id.clone(),
+        inputs: json!({ "email": payload }),
+        parent: None,
+        concurrency_key: None,
+        concurrency_limit: None,
+        now: Timestamp(finished - 10),
+        // Leased until far in the future: the test server's own executor must not claim it
+        // (its clock is the real one, long after `finished`).
+        leased_to: Some(("test".into(), Timestamp(i64::MAX / 4))),
+    };
+    let events = [
+        Event::RunStarted { run_id: id.clone(), inputs: run.inputs.clone(), trigger: None },
+        Event::StepSucceeded { key: "a".into(), output: json!(payload) },
+    ];
+    s.create_run(run, &events).await.unwrap();
+    let end = Event::RunFinished { status: RunStatus::Failed, output: None, error: Some(error.clone()) };
+    let entries = [steward_engine::Entry { seq: 3, at: Timestamp(finished), event: end }];
+    let update = RunUpdate {
+        status: Some(RunStatus::Failed),
+        error: Some(error),
+        finished_at: Some(Timestamp(finished)),
+        ..RunUpdate::default()
+    };
+    let append = steward_store::Append {
+        run_id: &id,
+        owner: "test",
+        after_seq: 2,
+        entries: &entries,
+        update,
+        now: Timestamp(finished),
+    };
+    s.append(append).await.unwrap();
+    id
+}
+
+/// Which of the run's data is left: (payloads, error messages, the run itself).
+async fn left(s: &dyn ServerStore, id: &str) -> (bool, bool, bool) {
+    let Ok(run) = s.run(WS, id).await else { return (false, false, false) };
+    let text = format!("{:?} {:?}", s.journal(id).await.unwrap(), run);
+    (text.contains(&format!("payload-{id}")), text.contains(&format!("error-{id}")), true)
+}
+
+async fn pass_at(s: &dyn ServerStore, now: i64) -> PassReport {
+    pruner::pass(s, Timestamp(now), &PruneOptions::default()).await.unwrap()
+}
+
+fn categories(report: &PassReport) -> Vec<(String, u64)> {
+    report.removals.iter().map(|r| (r.category.clone(), r.runs)).collect()
+}
+
+async fn each_category_expires_on_time(db: Db) {
+    let app = TestApp::new(db).await;
+    app.workspace(WS).await;
+    let s = &*app.store;
+    let v = flow(s, "plain", "").await;
+    let run = finished_run(s, &v, F).await;
+    let steps = [
+        (90 * DAY_MS - 1, (true, true, true), vec![]),
+        (90 * DAY_MS, (false, true, true), vec![("payloads".to_owned(), 1)]),
+        (180 * DAY_MS - 1, (false, true, true), vec![]),
+        (180 * DAY_MS, (false, false, true), vec![("errors".to_owned(), 1)]),
+        (365 * DAY_MS - 1, (false, false, true), vec![]),
+        (365 * DAY_MS, (false, false, false), vec![("metadata".to_owned(), 1)]),
+    ];
+    for (age, expected, removed) in steps {
+        let report = pass_at(s, F + age).await;
+        assert_eq!(left(s, &run).await, expected, "at {age} ms");
+        assert_eq!(categories(&report), removed, "at {age} ms");
+    }
+    // Each removal left a receipt, without the data.
+    let filter = AuditFilter { action: Some("data.deleted".into()), before: None, limit: 10 };
+    let receipts = s.audit(WS, &filter).await.unwrap();
+    let subjects: Vec<String> = receipts.iter().map(|e| e.object_id.clone().unwrap_or_default()).collect();
+    assert_eq!(subjects, ["metadata", "errors", "payloads"]);
+    assert!(receipts.iter().all(|e| e.actor == pruner::ACTOR && e.object_type == "retention"));
+    assert_eq!(receipts[2].details["tables"][0]["table"], "run_events");
+    let text = serde_json::to_string(&receipts).unwrap();
+    assert!(!text.contains("payload-") && !text.contains("error-"), "{text}");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_category_expires_on_time_on_sqlite() {
+    each_category_expires_on_time(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_category_expires_on_time_on_postgres() {
+    each_category_expires_on_time(Db::Postgres).await;
+}
+
+async fn flow_overrides_win(db: Db) {
+    let app = TestApp::new(db).await;
+    let owner = app.workspace(WS).await;
+    let s = &*app.store;
+    let body = json!({ "payload_days": 30, "error_days": 60, "metadata_days": 90 });
+    let path = format!("/api/v1/workspaces/{WS}/policy");
+    let (status, view) = app.call(Method::PUT, &path, Some(&owner.token), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let short = flow(s, "short", "retention: { payloads: 1d, errors: 2d, metadata: 3d }\n").await;
+    let long = flow(s, "long", "retention: { payloads: 200d, metadata: 400d }\n").await;
+    let plain = flow(s, "plain", "").await;
+    let (short, long, plain) =
+        (finished_run(s, &short, F).await, finished_run(s, &long, F).await, finished_run(s, &plain, F).await);
+    let all = || async { (left(s, &short).await, left(s, &long).await, left(s, &plain).await) };
+    let full = (true, true, true);
+
+    pass_at(s, F + DAY_MS).await;
+    assert_eq!(all().await, ((false, true, true), full, full), "the flow's 1d beats the workspace's 30d");
+    pass_at(s, F + 3 * DAY_MS).await;
+    assert_eq!(all().await, ((false, false, false), full, full));
+    pass_at(s, F + 60 * DAY_MS).await;
+    assert_eq!(all().await.2, (false, false, true), "the workspace policy for flows without their own");
+    assert_eq!(
+        all().await.1,
+        (true, false, true),
+        "errors follow the workspace's 60d where the flow is silent"
+    );
+    pass_at(s, F + 90 * DAY_MS).await;
+    assert_eq!(all().await.1, (true, false, true), "the flow's 400d beats the workspace's 90d");
+    assert!(!all().await.2.2);
+    pass_at(s, F + 200 * DAY_MS).await;
+    assert_eq!(all().await.1, (false, false, true));
+    pass_at(s, F + 400 * DAY_MS).await;
+    assert!(!all().await.1.2);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_overrides_win_on_sqlite() {
+    flow_overrides_win(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_overrides_win_on_postgres() {
+    flow_overrides_win(Db::Postgres).await;
+}
+
+/// Everything the database holds that a pass may change, for comparing before and after.
+async fn snapshot(s: &dyn ServerStore, runs: &[String]) -> Vec<String> {
+    let mut out = vec![format!("{:?}", steward_store::verify_chain(s).await.unwrap())];
+    out.push(format!("{:?}", s.list_flows(WS, true).await.unwrap()));
+    out.push(format!("{:?}", s.connections(WS, true).await.unwrap().len()));
+    for id in runs {
+        out.push(format!("{:?}", left(s, id).await));
+    }
+    out
+}
+
+async fn dry_run_matches_the_real_pass(db: Db) {
+    let app = TestApp::new(db).await;
+    app.workspace(WS).await;
+    let s = &*app.store;
+    let now = F + 400 * DAY_MS;
+    let plain = flow(s, "plain", "").await;
+    let doomed = flow(s, "doomed", "").await;
+    let mut runs = Vec::new();
+    for age in [10, 100, 200, 370, 380] {
+        runs.push(finished_run(s, &plain, now - age * DAY_MS).await);
+    }
+    for age in [1, 2, 3] {
+        runs.push(finished_run(s, &doomed, now - age * DAY_MS).await);
+    }
+    s.set_flow_deleted(WS, "doomed", true, Timestamp(now - 31 * DAY_MS)).await.unwrap();
+    let connection = Connection {
+        id: "c1".into(),
+        workspace_id: WS.into(),
+        name: "old".into(),
+        kind: "bearer".into(),
+        hosts: vec!["api.example.com".into()],
+        settings: json!({}),
+        sealed: "sealed".into(),
+        created_by: "user:x".into(),
+        created_at: Timestamp(F),
+        updated_at: Timestamp(F),
+        rotated_at: None,
+        revoked_at: None,
+        deleted_at: None,
+    };
+    s.create_connection(&connection).await.unwrap();
+    s.set_connection_deleted(WS, "old", true, Timestamp(now - 40 * DAY_MS)).await.unwrap();
+    for n in 0..4 {
+        // The last one is recent: the old ones are not the head of the chain, which stays.
+        let at = if n < 3 { now - 366 * DAY_MS } else { now - DAY_MS };
+        let entry = NewAuditEvent {
+            workspace: Some(WS.into()),
+            actor: "user:x".into(),
+            action: "flow.applied".into(),
+            object_type: "flow".into(),
+            object_id: Some(format!("f{n}")),
+            source: None,
+            details: json!({}),
+            now: Timestamp(at),
+        };
+        s.append_audit(entry).await.unwrap();
+    }
+
+    let before = snapshot(s, &runs).await;
+    let options = PruneOptions { dry_run: true, run_batch: 2, audit_batch: 2, ..PruneOptions::default() };
+    let dry = pruner::pass(s, Timestamp(now), &options).await.unwrap();
+    assert_eq!(snapshot(s, &runs).await, before, "a dry run changes nothing");
+    let kinds: Vec<&str> = dry.removals.iter().map(|r| r.category.as_str()).collect();
+    assert_eq!(kinds, ["audit", "purge", "purge", "metadata", "errors", "payloads"], "{dry:?}");
+
+    let real =
+        pruner::pass(s, Timestamp(now), &PruneOptions { dry_run: false, ..options.clone() }).await.unwrap();
+    assert_eq!(real.removals, dry.removals);
+    assert_ne!(snapshot(s, &runs).await, before);
+    let again = pruner::pass(s, Timestamp(now), &PruneOptions { dry_run: true, ..options }).await.unwrap();
+    assert!(again.removals.is_empty(), "{again:?}");
+    let report = steward_store::verify_chain(s).await.unwrap().unwrap();
+    assert_eq!(report.pruned.len(), 1, "the old entries were pruned with a record: {report:?}");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_matches_the_real_pass_on_sqlite() {
+    dry_run_matches_the_real_pass(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_matches_the_real_pass_on_postgres() {
+    dry_run_matches_the_real_pass(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_api_validates_normalises_and_audits() {
+    let app = TestApp::new(Db::Sqlite).await;
+    let owner = app.workspace(WS).await;
+    let viewer = app.member(WS, Role::Viewer).await;
+    let path = format!("/api/v1/workspaces/{WS}/policy");
+    let (status, view) = app.call(Method::GET, &path, Some(&viewer.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&view["payload_days"], &view["error_days"], &view["metadata_days"], &view["audit_days"]),
+        (&json!(90), &json!(180), &json!(365), &json!(365))
+    );
+    assert_eq!((&view["egress_hosts"], &view["set"]["payload_days"]), (&Value::Null, &Value::Null));
+
+    for (body, message) in [
+        (json!({ "metadata_days": 30 }), "payload_days (90) is longer than metadata_days (30)"),
+        (json!({ "audit_days": 0 }), "audit_days is 0; it must be between 1 and 36500"),
+        (json!({ "payload_days": 36501 }), "between 1 and 36500"),
+        (json!({ "egress_hosts": ["https://api.github.com"] }), "is not a host name"),
+    ] {
+        let (status, err) = app.call(Method::PUT, &path, Some(&owner.token), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(message), "{body}: {err}");
+    }
+    let body = json!({ "payload_days": 7, "error_days": 14, "metadata_days": 30, "egress_hosts": [" API.GitHub.com", "*.Example.com"] });
+    let (status, view) = app.call(Method::PUT, &path, Some(&owner.token), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["egress_hosts"], json!(["api.github.com", "*.example.com"]));
+    assert_eq!(
+        (&view["payload_days"], &view["audit_days"], &view["set"]["audit_days"]),
+        (&json!(7), &json!(365), &Value::Null)
+    );
+    let (_, read) = app.call(Method::GET, &path, Some(&viewer.token), None).await;
+    assert_eq!(read, view);
+    let policy = app.store.policy(WS).await.unwrap();
+    assert_eq!(
+        policy.settings.egress_hosts,
+        Some(vec!["api.github.com".to_owned(), "*.example.com".to_owned()])
+    );
+
+    let filter = AuditFilter { action: Some("policy.updated".into()), before: None, limit: 10 };
+    let entries = app.store.audit(WS, &filter).await.unwrap();
+    assert_eq!(entries.len(), 1, "refused changes are not audited as changes");
+    assert_eq!(entries[0].details["old"]["payload_days"], Value::Null);
+    assert_eq!(entries[0].details["new"]["payload_days"], 7);
+    assert_eq!(entries[0].details["new"]["egress_hosts"], json!(["api.github.com", "*.example.com"]));
+    app.finish().await;
+}
