@@ -526,7 +526,9 @@ impl Inner {
             return None;
         }
         let mut active = self.active.lock().ok()?;
-        if active.len() >= self.opts.max_runs {
+        // A run with this id driven here already (a redelivery) keeps its entry: the start
+        // goes to the store, which refuses the second run as a conflict.
+        if active.len() >= self.opts.max_runs || active.contains_key(id) {
             return None;
         }
         let poke = Arc::new(Notify::new());

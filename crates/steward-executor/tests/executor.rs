@@ -489,3 +489,29 @@ async fn a_run_started_here_whose_executor_dies_is_taken_over_when_the_lease_run
     assert!(started.elapsed() >= Duration::from_millis(1500), "taken over only after the 2 s lease");
     assert_eq!(srv.count("hang"), 2, "the interrupted call ran again");
 }
+
+#[tokio::test]
+async fn a_second_start_with_a_running_runs_id_is_a_conflict_and_leaves_the_first_in_hand() {
+    let h = Harness::sqlite().await;
+    let srv = Recorder::start().await;
+    srv.hang_once("hang");
+    let yaml = "name: hang\ninputs: { base: {} }\nsteps:\n  - id: call\n    http: { url: '${{ .inputs.base }}/hit/hang' }\n";
+    let version = h.apply(yaml).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let inputs = json!({"base": srv.base});
+    let trigger = json!({"kind": "webhook"});
+    let id = h.executor.start_triggered(&version, inputs.clone(), "redelivered".into(), trigger.clone()).await.unwrap();
+    srv.wait_for("hang", 1, SECS).await;
+    let again = h.executor.start_triggered(&version, inputs, id.clone(), trigger).await;
+    assert!(
+        matches!(again, Err(steward_executor::Error::Store(steward_store::Error::Conflict(_)))),
+        "{again:?}"
+    );
+    // The first run is still driven here: a cancel reaches its in-flight step at once.
+    let asked = Instant::now();
+    h.executor.signal(DEFAULT_WORKSPACE, &id, &Signal::Cancel { reason: "test".into() }).await.unwrap();
+    let run = h.finished(&id, SECS).await;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(asked.elapsed() < Duration::from_secs(1), "cancelled in {:?}", asked.elapsed());
+    assert_eq!(srv.count("hang"), 1, "the second start sent nothing");
+}

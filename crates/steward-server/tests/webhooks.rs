@@ -185,7 +185,7 @@ async fn github_deliveries_are_deduplicated_by_delivery_id() {
     let (_, a) = app.send(deliver("d-1")).await;
     let (_, b) = app.send(deliver("d-1")).await;
     let (_, c) = app.send(deliver("d-2")).await;
-    assert_eq!(a["run_id"], b["run_id"]);
+    assert_eq!(a["run_id"], b["run_id"], "the redelivery was answered with {b}");
     assert_ne!(a["run_id"], c["run_id"]);
     assert_eq!((a["duplicate"].as_bool(), b["duplicate"].as_bool()), (Some(false), Some(true)));
     for run in [&a, &c] {
