@@ -500,7 +500,11 @@ async fn a_second_start_with_a_running_runs_id_is_a_conflict_and_leaves_the_firs
     tokio::time::sleep(Duration::from_millis(100)).await;
     let inputs = json!({"base": srv.base});
     let trigger = json!({"kind": "webhook"});
-    let id = h.executor.start_triggered(&version, inputs.clone(), "redelivered".into(), trigger.clone()).await.unwrap();
+    let id = h
+        .executor
+        .start_triggered(&version, inputs.clone(), "redelivered".into(), trigger.clone())
+        .await
+        .unwrap();
     srv.wait_for("hang", 1, SECS).await;
     let again = h.executor.start_triggered(&version, inputs, id.clone(), trigger).await;
     assert!(
