@@ -125,7 +125,7 @@ fn digest(text: &str) -> String {
     format!("{:016x}", h.finish())
 }
 
-fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

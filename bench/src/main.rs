@@ -12,6 +12,7 @@ mod fixture;
 mod http;
 mod machine;
 mod process;
+mod prune;
 mod report;
 mod step_overhead;
 mod throughput;
@@ -45,6 +46,9 @@ enum Command {
     /// Requests per second, p50 and p99 of a sync webhook running a 3-step flow, driven over
     /// loopback against a `steward serve` process, and the server's peak memory.
     Webhook(RunArgs),
+    /// Seconds the retention pruner of `steward serve` takes to delete N expired runs (default
+    /// 1,000,000), and the p99 latency of a webhook load before and while it does.
+    Prune(RunArgs),
     /// Prints a JSON line describing this machine and its current load average.
     Machine {
         /// A label for the line, such as `start` or `end`.
@@ -83,14 +87,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "sqlite")]
     pub db: Db,
     /// Repetitions, each on a fresh store (defaults: step-overhead 7, commit 5, throughput 5,
-    /// waiting-memory 3, webhook 3).
+    /// waiting-memory 3, webhook 3, prune 3).
     #[arg(long)]
     pub reps: Option<usize>,
     /// Steps in the chain (step-overhead).
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
     /// Runs to queue (defaults: throughput 1000, waiting-memory 10000); appends for commit
-    /// (default 2000).
+    /// (default 2000); expired runs to prune (default 1000000).
     #[arg(long)]
     pub runs: Option<usize>,
     /// Runs an executor drives at once (throughput, waiting-memory).
@@ -146,6 +150,10 @@ async fn main() -> anyhow::Result<()> {
             let reps = args.reps.unwrap_or(3);
             let scenario = args.secrets.scenario();
             report::repeat(scenario, &args, reps, |rep| webhook::rep(&args, rep)).await
+        }
+        Command::Prune(args) => {
+            let reps = args.reps.unwrap_or(3);
+            report::repeat("prune", &args, reps, |rep| prune::rep(&args, rep)).await
         }
         Command::Machine { when } => {
             println!("{}", machine::describe(&when));

@@ -92,7 +92,7 @@ pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
     let fresh = Fresh::new(args.db).await?;
     let token = first_token(&bin, &fresh.location).await?;
     let log = logs.path().join("serve.log");
-    let (mut server, addr) = serve(&bin, &fresh.location, &log).await?;
+    let (mut server, addr) = serve(&bin, &fresh.location, &log, &[]).await?;
     let target = steward_testkit::Recorder::start().await;
     let result = async {
         let hook = setup(addr, &token, args.secrets, &format!("{}/hit/bench", target.base)).await?;
@@ -128,7 +128,7 @@ pub async fn rep(args: &RunArgs, _rep: usize) -> anyhow::Result<Sample> {
 }
 
 /// `steward admin create-user` and `create-token` on the fresh store.
-async fn first_token(bin: &Path, location: &Location) -> anyhow::Result<String> {
+pub(crate) async fn first_token(bin: &Path, location: &Location) -> anyhow::Result<String> {
     let mut create = Command::new(bin)
         .args(location.flags())
         .args(["admin", "create-user", "--email", "bench@example.com", "--password-stdin"])
@@ -150,11 +150,18 @@ async fn first_token(bin: &Path, location: &Location) -> anyhow::Result<String> 
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
-/// Starts `steward serve` on a free loopback port; returns it once it listens.
-async fn serve(bin: &Path, location: &Location, log: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+/// Starts `steward serve` on a free loopback port with `extra` flags; returns it once it
+/// listens.
+pub(crate) async fn serve(
+    bin: &Path,
+    location: &Location,
+    log: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut child = Command::new(bin)
         .args(location.flags())
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
         .args(["--rate-limit-address", "off", "--rate-limit-token", "off", "--rate-limit-webhook", "off"])
         .env("STEWARD_LOG", "warn")
         // The HTTP variants call a server on loopback.
@@ -186,7 +193,7 @@ async fn serve(bin: &Path, location: &Location, log: &Path) -> anyhow::Result<(C
     Ok((child, addr))
 }
 
-fn with_log(e: anyhow::Error, log: &Path) -> anyhow::Error {
+pub(crate) fn with_log(e: anyhow::Error, log: &Path) -> anyhow::Error {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(20).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -195,7 +202,12 @@ fn with_log(e: anyhow::Error, log: &Path) -> anyhow::Error {
 
 /// Makes the variant's connections, applies the flow and creates its sync webhook; returns the
 /// webhook's path.
-async fn setup(addr: SocketAddr, token: &str, secrets: Secrets, url: &str) -> anyhow::Result<String> {
+pub(crate) async fn setup(
+    addr: SocketAddr,
+    token: &str,
+    secrets: Secrets,
+    url: &str,
+) -> anyhow::Result<String> {
     let mut conn = Conn::open(addr).await?;
     let api = "/api/v1/workspaces/default";
     if matches!(secrets, Secrets::Workspace | Secrets::Connection) {
@@ -240,7 +252,7 @@ async fn setup(addr: SocketAddr, token: &str, secrets: Secrets, url: &str) -> an
 
 /// How long a load phase lasts.
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(crate) enum Phase {
     /// This many requests in all.
     Count(usize),
     For(Duration),
@@ -248,25 +260,37 @@ enum Phase {
 
 /// What one load phase measured.
 #[derive(Debug, Default)]
-struct Load {
-    ok: usize,
-    errors: usize,
-    first_error: Option<String>,
-    micros: Vec<u32>,
-    elapsed: Duration,
+pub(crate) struct Load {
+    pub ok: usize,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub micros: Vec<u32>,
+    pub elapsed: Duration,
 }
 
 impl Load {
-    fn report(mut self, connections: usize, sample: &mut Sample) {
+    /// Adds another phase's requests to this one's.
+    pub fn absorb(&mut self, other: Load) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.micros.extend(other.micros);
+        self.elapsed += other.elapsed;
+    }
+
+    /// The latency below which a share `p` of the accepted requests were answered, in ms.
+    pub fn percentile_ms(&mut self, p: f64) -> f64 {
         self.micros.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((self.micros.len() as f64 * p).ceil() as usize).clamp(1, self.micros.len().max(1)) - 1;
-            self.micros.get(i).map_or(0.0, |&us| us as f64 / 1000.0)
-        };
+        let i = ((self.micros.len() as f64 * p).ceil() as usize).clamp(1, self.micros.len().max(1)) - 1;
+        self.micros.get(i).map_or(0.0, |&us| f64::from(us) / 1000.0)
+    }
+
+    fn report(mut self, connections: usize, sample: &mut Sample) {
+        let (p50, p99) = (self.percentile_ms(0.50), self.percentile_ms(0.99));
         let c = connections;
         sample.insert(format!("c{c}_req_per_sec"), json!(round(self.ok as f64 / self.elapsed.as_secs_f64())));
-        sample.insert(format!("c{c}_p50_ms"), json!(round(pct(0.50))));
-        sample.insert(format!("c{c}_p99_ms"), json!(round(pct(0.99))));
+        sample.insert(format!("c{c}_p50_ms"), json!(round(p50)));
+        sample.insert(format!("c{c}_p99_ms"), json!(round(p99)));
         sample.insert(format!("c{c}_errors"), json!(self.errors));
         if let Some(e) = self.first_error {
             eprintln!("{c} connections: {} errors, the first: {e}", self.errors);
@@ -275,7 +299,12 @@ impl Load {
 }
 
 /// Keeps `connections` connections busy for the phase.
-async fn phase(addr: SocketAddr, hook: &str, connections: usize, phase: Phase) -> anyhow::Result<Load> {
+pub(crate) async fn phase(
+    addr: SocketAddr,
+    hook: &str,
+    connections: usize,
+    phase: Phase,
+) -> anyhow::Result<Load> {
     let start = Instant::now();
     let mut set = JoinSet::new();
     for c in 0..connections {
@@ -288,11 +317,9 @@ async fn phase(addr: SocketAddr, hook: &str, connections: usize, phase: Phase) -
     }
     let mut load = Load::default();
     while let Some(done) = set.join_next().await {
-        let one = done??;
-        load.ok += one.ok;
-        load.errors += one.errors;
-        load.first_error = load.first_error.or(one.first_error);
-        load.micros.extend(one.micros);
+        let mut one = done??;
+        one.elapsed = Duration::ZERO;
+        load.absorb(one);
     }
     load.elapsed = start.elapsed();
     Ok(load)

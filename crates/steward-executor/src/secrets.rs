@@ -46,6 +46,10 @@ struct CachedToken {
 /// Something read for a workspace, and when it was read.
 type PerWorkspace<T> = Mutex<HashMap<String, (Instant, T)>>;
 
+/// The redactor last built for what attempts of a workspace carried, by the names of the
+/// connections they used, with the values it was built from.
+type AttemptRedactors = Mutex<HashMap<(String, String), (Vec<(String, Secret)>, Arc<Redactor>)>>;
+
 /// Opens connections for steps and redacts outcomes; one per executor.
 pub(crate) struct Vault {
     keyring: Option<Arc<Keyring>>,
@@ -53,6 +57,7 @@ pub(crate) struct Vault {
     /// Each workspace's egress allowlist (`None`: no allowlist), and when it was read.
     allowlists: PerWorkspace<Option<Vec<String>>>,
     redactors: PerWorkspace<Arc<Redactor>>,
+    attempt_redactors: AttemptRedactors,
     tokens: Mutex<HashMap<(String, String), CachedToken>>,
 }
 
@@ -69,6 +74,7 @@ impl Vault {
             store,
             allowlists: Mutex::default(),
             redactors: Mutex::default(),
+            attempt_redactors: Mutex::default(),
             tokens: Mutex::default(),
         }
     }
@@ -123,6 +129,25 @@ impl Vault {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(workspace.to_owned(), (Instant::now(), redactor.clone()));
+        redactor
+    }
+
+    /// The redactor of the values an attempt's request carried (`redact` of [`Prepared`]).
+    /// Building one costs more than a request on loopback, so the last one built for the same
+    /// connections is reused while their values are the same; a rotation or a new token
+    /// builds another.
+    pub(crate) fn attempt_redactor(&self, workspace: &str, redact: Vec<(String, Secret)>) -> Arc<Redactor> {
+        let mut names: Vec<&str> = redact.iter().map(|(n, _)| n.as_str()).collect();
+        names.dedup();
+        let key = (workspace.to_owned(), names.join("\n"));
+        let mut cache = self.attempt_redactors.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((values, redactor)) = cache.get(&key)
+            && *values == redact
+        {
+            return redactor.clone();
+        }
+        let redactor = Arc::new(Redactor::new(redact.iter().cloned()));
+        cache.insert(key, (redact, redactor.clone()));
         redactor
     }
 

@@ -234,7 +234,7 @@ async fn http(
     // What the request carried is redacted from what came back, whatever else the driver
     // redacts for the workspace.
     if !prepared.redact.is_empty() {
-        redact_outcome(&steward_vault::Redactor::new(prepared.redact), &mut outcome);
+        redact_outcome(&sv.vault.attempt_redactor(workspace, prepared.redact), &mut outcome);
     }
     Ok(outcome)
 }

@@ -65,13 +65,20 @@ pub(crate) const REWRITE_SIGNAL: &str = "UPDATE run_signals SET data = $2 WHERE 
 pub(crate) const STRIP_RUN_PAYLOADS: &str =
     "UPDATE runs SET inputs = $2, output = $3, payloads_pruned_at = $4 WHERE id = $1";
 pub(crate) const STRIP_RUN_ERROR: &str = "UPDATE runs SET error = $2, errors_pruned_at = $3 WHERE id = $1";
-/// Deleting a run: its journal, its signals, its children's link to it, then the row.
-pub(crate) const DELETE_RUN: &[(&str, &str)] = &[
-    ("run_events", "DELETE FROM run_events WHERE run_id = $1"),
-    ("run_signals", "DELETE FROM run_signals WHERE run_id = $1"),
-    ("", "UPDATE runs SET parent_run_id = NULL WHERE parent_run_id = $1"),
-    ("runs", "DELETE FROM runs WHERE id = $1"),
+/// Deleting runs: their journals, signals, their children's links to them, then the rows.
+/// `{ids}` stands for the numbered placeholders of the batch's ids ([`for_ids`]).
+pub(crate) const DELETE_RUNS: &[(&str, &str)] = &[
+    ("run_events", "DELETE FROM run_events WHERE run_id IN ({ids})"),
+    ("run_signals", "DELETE FROM run_signals WHERE run_id IN ({ids})"),
+    ("", "UPDATE runs SET parent_run_id = NULL WHERE parent_run_id IN ({ids})"),
+    ("runs", "DELETE FROM runs WHERE id IN ({ids})"),
 ];
+
+/// `statement` with `{ids}` replaced by `$1, ..., $n`: the text holds placeholders only.
+pub(crate) fn for_ids(statement: &str, n: usize) -> String {
+    let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    statement.replace("{ids}", &list.join(", "))
+}
 
 // Purges.
 

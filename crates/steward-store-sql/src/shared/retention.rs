@@ -111,20 +111,24 @@ macro_rules! retention_store {
                         .await
                         .map_err(db)?;
                     let mut counts = Counts::default();
-                    let mut cursor = None;
-                    for row in &rows {
-                        let run = ExpiredRun::read(row)?;
-                        match sweep.category {
-                            Category::Metadata => delete_run(&mut tx, &run.id, &mut counts).await?,
-                            Category::Payloads => {
-                                strip_run_payloads(&mut tx, &run, sweep.now, &mut counts).await?
-                            }
-                            Category::Errors => {
-                                strip_run_errors(&mut tx, &run, sweep.now, &mut counts).await?
+                    let runs = rows.iter().map(ExpiredRun::read).collect::<Result<Vec<_>>>()?;
+                    match sweep.category {
+                        Category::Metadata => {
+                            let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+                            delete_runs(&mut tx, &ids, &mut counts).await?;
+                        }
+                        Category::Payloads => {
+                            for run in &runs {
+                                strip_run_payloads(&mut tx, run, sweep.now, &mut counts).await?;
                             }
                         }
-                        cursor = Some(run.id);
+                        Category::Errors => {
+                            for run in &runs {
+                                strip_run_errors(&mut tx, run, sweep.now, &mut counts).await?;
+                            }
+                        }
                     }
+                    let cursor = runs.last().map(|r| r.id.clone());
                     end(tx, sweep.dry_run).await?;
                     let done = rows.len() < sweep.limit.max(1);
                     Ok(Swept { tables: counts.tables(store_kind()), cursor, done })
@@ -249,9 +253,18 @@ macro_rules! retention_store {
             }
 
             /// Deletes a run: its journal, its signals, its children's link to it, the row.
-            async fn delete_run(tx: &mut Tx<Store>, id: &str, counts: &mut Counts) -> Result<()> {
-                for &(table, statement) in sql::DELETE_RUN {
-                    let done = sqlx::query(statement).bind(id).execute(&mut **tx).await.map_err(db)?;
+            /// Deletes a batch of runs with one statement per table.
+            async fn delete_runs(tx: &mut Tx<Store>, ids: &[String], counts: &mut Counts) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                for &(table, statement) in sql::DELETE_RUNS {
+                    // The statement text holds only numbered placeholders, never values.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql::for_ids(statement, ids.len())));
+                    for id in ids {
+                        query = query.bind(id);
+                    }
+                    let done = query.execute(&mut **tx).await.map_err(db)?;
                     counts.add(table, done.rows_affected());
                 }
                 Ok(())
@@ -266,10 +279,9 @@ macro_rules! retention_store {
             ) -> Result<usize> {
                 let Some(select) = sql::runs_of(target.kind) else { return Ok(0) };
                 let query = sqlx::query(select).bind(&target.id).bind(&target.workspace).bind(batch(limit));
-                let ids = query.fetch_all(&mut **tx).await.map_err(db)?;
-                for row in &ids {
-                    delete_run(tx, &row.text("id")?, counts).await?;
-                }
+                let rows = query.fetch_all(&mut **tx).await.map_err(db)?;
+                let ids = rows.iter().map(|r| r.text("id")).collect::<Result<Vec<_>>>()?;
+                delete_runs(tx, &ids, counts).await?;
                 Ok(ids.len())
             }
 
