@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use steward_engine::{ErrorKind, Outcome, StepError, Timestamp};
 use steward_steps::credential::{Apply, Credential, Grant, HandleValue};
-use steward_steps::http::{HttpClient, HttpError, Secrets};
+use steward_steps::http::{HttpClient, HttpError, Secrets, Sent};
 use steward_steps::oauth::{ClientAuth, TokenRequest};
 use steward_store::Connection;
 use steward_vault::{Keyring, Redactor, Secret};
@@ -151,7 +151,8 @@ impl Vault {
         redactor
     }
 
-    /// Opens the step's connection and the connections its handles name.
+    /// Opens the step's connection and the connections its handles name. OAuth2 token
+    /// requests this makes are added to `sent`, even when preparing then fails.
     pub(crate) async fn prepare(
         &self,
         workspace: &str,
@@ -159,11 +160,12 @@ impl Vault {
         handles: &[String],
         http: &HttpClient,
         now: Timestamp,
+        sent: &mut Vec<Sent>,
     ) -> Result<Prepared, StepError> {
-        let mut prepared = Prepared { secrets: Secrets::default(), redact: Vec::new() };
+        let mut prepared = Prepared::default();
         if let Some(name) = connection {
             let (c, secret) = self.open(workspace, name, now).await?;
-            let apply = self.apply(&c, &secret, http).await?;
+            let apply = self.apply(&c, &secret, http, sent).await?;
             prepared.redact.extend(self.wire_forms(&c, secret, &apply));
             prepared.secrets.credential = Some(Credential { grant: grant(&c), apply });
         }
@@ -174,7 +176,7 @@ impl Vault {
                 continue;
             }
             let (c, secret) = self.open(workspace, name, now).await?;
-            let value = self.handle_value(&c, &secret, http).await?;
+            let value = self.handle_value(&c, &secret, http, sent).await?;
             prepared.redact.push((c.name.clone(), Secret::from(value.as_str())));
             prepared.redact.push((c.name.clone(), secret));
             prepared.secrets.handles.push(HandleValue { grant: grant(&c), value });
@@ -207,7 +209,13 @@ impl Vault {
     }
 
     /// How the connection's credential goes on a request.
-    async fn apply(&self, c: &Connection, secret: &Secret, http: &HttpClient) -> Result<Apply, StepError> {
+    async fn apply(
+        &self,
+        c: &Connection,
+        secret: &Secret,
+        http: &HttpClient,
+        sent: &mut Vec<Sent>,
+    ) -> Result<Apply, StepError> {
         let text = text_of(c, secret)?;
         let setting = |key: &str| c.settings.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         Ok(match c.kind.as_str() {
@@ -228,7 +236,7 @@ impl Vault {
             }
             "headers" => Apply::Headers(header_pairs(c, &text)?),
             "oauth2_client_credentials" => {
-                let token = self.token(c, &text, http).await?;
+                let token = self.token(c, &text, http, sent).await?;
                 Apply::Header {
                     name: "authorization".into(),
                     value: Zeroizing::new(format!("Bearer {}", *token)),
@@ -250,10 +258,11 @@ impl Vault {
         c: &Connection,
         secret: &Secret,
         http: &HttpClient,
+        sent: &mut Vec<Sent>,
     ) -> Result<Zeroizing<String>, StepError> {
         let text = text_of(c, secret)?;
         match c.kind.as_str() {
-            "oauth2_client_credentials" => self.token(c, &text, http).await,
+            "oauth2_client_credentials" => self.token(c, &text, http, sent).await,
             "headers" => Err(StepError::new(
                 ErrorKind::Input,
                 format!(
@@ -283,6 +292,7 @@ impl Vault {
         c: &Connection,
         client_secret: &Zeroizing<String>,
         http: &HttpClient,
+        sent: &mut Vec<Sent>,
     ) -> Result<Zeroizing<String>, StepError> {
         let key = (c.workspace_id.clone(), c.name.clone());
         let cached = self.tokens.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
@@ -308,7 +318,8 @@ impl Vault {
             scopes,
             auth: if setting("client_auth") == "body" { ClientAuth::Body } else { ClientAuth::Basic },
         };
-        let token = http.client_credentials(&request, Duration::from_secs(30)).await.map_err(token_error)?;
+        let token =
+            http.client_credentials(&request, Duration::from_secs(30), sent).await.map_err(token_error)?;
         let lifetime = token.expires_in.unwrap_or(TOKEN_DEFAULT_LIFETIME);
         let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
         let cached =

@@ -208,21 +208,19 @@ async fn http(
     let workspace = &a.compiled.version.workspace;
     let names = req.handle_names();
     let connection = h.connection.as_ref().map(|c| c.as_str());
-    let mut prepared = if connection.is_some() || !names.is_empty() {
-        sv.vault.prepare(workspace, connection, &names, &sv.http, a.now).await?
+    let mut token_requests = Vec::new();
+    let prepared = if connection.is_some() || !names.is_empty() {
+        sv.vault.prepare(workspace, connection, &names, &sv.http, a.now, &mut token_requests).await
     } else {
-        Prepared::default()
+        Ok(Prepared::default())
     };
+    // A token request carries the connection's client credentials and none of the run's data.
+    record_sent(sent, &a.key, token_requests, &[]);
+    let mut prepared = prepared?;
     prepared.secrets.allowed_hosts = sv.vault.allowed_hosts(workspace).await?;
     let exchange = sv.http.exchange(&req, &prepared.secrets, timeout).await;
     let categories: Vec<String> = steward_flow::data_categories(h).into_iter().collect();
-    sent.extend(exchange.sent.into_iter().map(|s| Event::DataSent {
-        key: a.key.clone(),
-        host: s.host,
-        connections: s.connections,
-        bytes: s.bytes,
-        categories: categories.clone(),
-    }));
+    record_sent(sent, &a.key, exchange.sent, &categories);
     let mut outcome = match exchange.result {
         Ok(out) => Outcome::Succeeded(out),
         Err(HttpError::Status { status, message, .. }) => Outcome::Failed(StepError::http(status, message)),
@@ -237,6 +235,22 @@ async fn http(
         redact_outcome(&sv.vault.attempt_redactor(workspace, prepared.redact), &mut outcome);
     }
     Ok(outcome)
+}
+
+/// Data-flow receipt entries for what a step's requests sent.
+fn record_sent(
+    events: &mut Vec<Event>,
+    key: &str,
+    sent: Vec<steward_steps::http::Sent>,
+    categories: &[String],
+) {
+    events.extend(sent.into_iter().map(|s| Event::DataSent {
+        key: key.to_owned(),
+        host: s.host,
+        connections: s.connections,
+        bytes: s.bytes,
+        categories: categories.to_vec(),
+    }));
 }
 
 /// The `Idempotency-Key` of a step instance: the same for every attempt of it in a run.

@@ -195,7 +195,7 @@ async fn snapshot(s: &dyn ServerStore, runs: &[String]) -> Vec<String> {
 
 async fn dry_run_matches_the_real_pass(db: Db) {
     let app = TestApp::new(db).await;
-    app.workspace(WS).await;
+    let owner = app.workspace(WS).await;
     let s = &*app.store;
     let now = F + 400 * DAY_MS;
     let plain = flow(s, "plain", "").await;
@@ -256,6 +256,15 @@ async fn dry_run_matches_the_real_pass(db: Db) {
     assert!(again.removals.is_empty(), "{again:?}");
     let report = steward_store::verify_chain(s).await.unwrap().unwrap();
     assert_eq!(report.pruned.len(), 1, "the old entries were pruned with a record: {report:?}");
+    let path = format!("/api/v1/workspaces/{WS}/audit/verify");
+    let (status, verified) = app.call(Method::GET, &path, Some(&owner.token), None).await;
+    assert_eq!((status, &verified["intact"]), (StatusCode::OK, &json!(true)), "{verified}");
+    let stretch = &report.pruned[0];
+    assert_eq!(
+        verified["pruned"],
+        json!([{ "first_seq": stretch.first_seq, "last_seq": stretch.last_seq, "pruned_at": stretch.pruned_at.0 }]),
+        "the API names the stretch retention removed"
+    );
     app.finish().await;
 }
 

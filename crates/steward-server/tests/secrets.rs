@@ -173,10 +173,21 @@ async fn check(db: Db) {
     app.apply(t, &format!(
         "name: oauth\nsteps:\n  - id: call\n    http:\n      url: '{base}/crm'\n      connection: crm\noutput: '${{{{ .steps.call.output.body.headers.authorization }}}}'\n"
     )).await;
-    let (_, done) = run_flow(&app, t, "oauth", json!({})).await;
+    let (oauth_run, done) = run_flow(&app, t, "oauth", json!({})).await;
     assert_eq!(done["run"]["status"], "succeeded", "{done}");
     assert_eq!(seen.lock().unwrap().last().unwrap()["authorization"], format!("Bearer {TOKEN}"));
     assert_eq!(done["run"]["output"], "Bearer [redacted:crm]");
+    // The token request is in the receipt too: the client credentials went to the endpoint.
+    let path = format!("/api/v1/workspaces/{WS}/runs/{oauth_run}/receipt");
+    let (_, r) = app.call(Method::GET, &path, Some(t), None).await;
+    let transfers: Vec<(&Value, &Value, &Value)> = r["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (&x["step"], &x["connections"], &x["categories"]))
+        .collect();
+    let (call, crm, none) = (json!("call"), json!(["crm"]), json!([]));
+    assert_eq!(transfers, [(&call, &crm, &none), (&call, &crm, &none)], "token request, then the call: {r}");
 
     // A secret pasted into a run's inputs is replaced before the run is stored.
     let (_, done) = run_flow(&app, t, "uses", json!({"id": CANARY})).await;

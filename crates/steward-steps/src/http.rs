@@ -389,7 +389,7 @@ fn redirect_target(resp: &reqwest::Response, from: &url::Url) -> Option<Result<u
 }
 
 /// The size of a request as sent: request line, headers and body.
-fn request_size(req: &reqwest::Request) -> u64 {
+pub(crate) fn request_size(req: &reqwest::Request) -> u64 {
     let line = req.method().as_str().len() + req.url().as_str().len() + 12;
     let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     let body = req.body().and_then(reqwest::Body::as_bytes).map_or(0, <[u8]>::len);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::http::{HttpClient, HttpError, display_url};
+use crate::http::{HttpClient, HttpError, Sent, display_url, request_size};
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +67,14 @@ struct ErrorResponse {
 
 impl HttpClient {
     /// Asks the token endpoint for an access token. Errors name the connection and the
-    /// endpoint and, when the server gives one, the OAuth error code, never a secret.
+    /// endpoint and, when the server gives one, the OAuth error code, never a secret. The
+    /// request, once a server answered it, is added to `sent` (for data-flow receipts), whatever
+    /// the answer.
     pub async fn client_credentials(
         &self,
         req: &TokenRequest,
         timeout: Duration,
+        sent: &mut Vec<Sent>,
     ) -> Result<Token, HttpError> {
         let shown = display_url(&req.token_url);
         let url = url::Url::parse(&req.token_url)
@@ -93,8 +96,12 @@ impl HttpClient {
                 builder
             }
         };
+        let request = builder.form(&form).build().map_err(|e| self.failed("POST", &shown, &e))?;
+        let host = request.url().host_str().unwrap_or_default().to_owned();
+        let bytes = request_size(&request);
         let send = async {
-            let resp = builder.form(&form).send().await.map_err(|e| self.failed("POST", &shown, &e))?;
+            let resp = self.raw().execute(request).await.map_err(|e| self.failed("POST", &shown, &e))?;
+            sent.push(Sent { host, bytes, connections: vec![req.connection.clone()] });
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.map_err(|e| self.failed("POST", &shown, &e))?;
             Ok::<_, HttpError>((status, bytes))

@@ -289,13 +289,18 @@ async fn client_credentials_trade_a_secret_for_a_token_and_name_the_connection_w
         scopes: vec!["read".into(), "write".into()],
         auth: ClientAuth::Basic,
     };
-    let token = http.client_credentials(&req, TIMEOUT).await.expect("token");
+    let mut sent = Vec::new();
+    let token = http.client_credentials(&req, TIMEOUT, &mut sent).await.expect("token");
     assert_eq!(token.access_token.as_str(), "at-read write");
+    assert_eq!(sent.len(), 1, "the token request is one to record");
+    assert_eq!((sent[0].host.as_str(), &sent[0].connections), ("127.0.0.1", &vec!["crm".to_owned()]));
+    assert!(sent[0].bytes > 40, "{:?}", sent[0]);
     assert_eq!(token.expires_in, Some(Duration::from_secs(60)));
     assert!(!format!("{token:?} {req:?}").contains("s:cret"));
 
     req.client_secret = Zeroizing::new("wrong".into());
-    let err = http.client_credentials(&req, TIMEOUT).await.expect_err("refused");
+    let err = http.client_credentials(&req, TIMEOUT, &mut sent).await.expect_err("refused");
+    assert_eq!(sent.len(), 2, "a refused request was sent all the same");
     assert_eq!(
         err.to_string(),
         format!("connection `crm`: the token endpoint {base}/token answered 401 (invalid_client)")

@@ -77,6 +77,12 @@ const MEMBERS: Read = Read {
     count: count!("memberships WHERE workspace_id = $1"),
     key: Key::Text("user_id"),
 };
+const POLICIES: Read = plain!(
+    "workspace_id, payload_days, error_days, metadata_days, audit_days, egress_hosts, updated_at, updated_by",
+    "workspace_policies",
+    "workspace_id",
+    Text
+);
 const FLOWS: Read =
     plain!("id, workspace_id, name, created_at, updated_at, disabled_at, deleted_at", "flows", "id", Text);
 const FLOW_VERSIONS: Read = plain!(
@@ -132,6 +138,7 @@ const AUDIT_LOG: Read = plain!(
 pub(crate) fn read(table: Table) -> Read {
     match table {
         Table::Workspaces => WORKSPACES,
+        Table::Policies => POLICIES,
         Table::Members => MEMBERS,
         Table::Flows => FLOWS,
         Table::FlowVersions => FLOW_VERSIONS,
@@ -283,6 +290,9 @@ pub(crate) const INSERT_WEBHOOK: &str = "INSERT INTO webhooks (id, workspace_id,
 pub(crate) const INSERT_SCHEDULE: &str = "INSERT INTO schedules (id, workspace_id, flow_name, cron, \
      timezone, catch_up, inputs, next_fire_at, created_by, created_at, deleted_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const INSERT_POLICY: &str = "INSERT INTO workspace_policies (workspace_id, payload_days, \
+     error_days, metadata_days, audit_days, egress_hosts, updated_at, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// With an empty sealed value: the secret was not exported.
 pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, kind, hosts, \
      settings, created_by, created_at, updated_at, rotated_at, revoked_at, deleted_at, sealed) \

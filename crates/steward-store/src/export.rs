@@ -59,6 +59,8 @@ const fn i(name: &'static str) -> Column {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     Workspaces,
+    /// The workspace's retention and egress policy (`workspace_policies`), when one was set.
+    Policies,
     Members,
     Flows,
     FlowVersions,
@@ -75,6 +77,7 @@ impl Table {
     /// Every table, in the order rows are written and loaded (a row's references come first).
     pub const ALL: &[Table] = &[
         Table::Workspaces,
+        Table::Policies,
         Table::Members,
         Table::Flows,
         Table::FlowVersions,
@@ -91,6 +94,7 @@ impl Table {
     pub fn name(self) -> &'static str {
         match self {
             Table::Workspaces => "workspaces",
+            Table::Policies => "workspace_policies",
             Table::Members => "members",
             Table::Flows => "flows",
             Table::FlowVersions => "flow_versions",
@@ -112,6 +116,7 @@ impl Table {
     pub fn columns(self) -> &'static [Column] {
         match self {
             Table::Workspaces => WORKSPACES_COLUMNS,
+            Table::Policies => POLICIES_COLUMNS,
             Table::Members => MEMBERS_COLUMNS,
             Table::Flows => FLOWS_COLUMNS,
             Table::FlowVersions => FLOW_VERSIONS_COLUMNS,
@@ -127,6 +132,16 @@ impl Table {
 }
 
 const WORKSPACES_COLUMNS: &[Column] = &[t("id"), t("name"), i("created_at"), i("deleted_at")];
+const POLICIES_COLUMNS: &[Column] = &[
+    t("workspace_id"),
+    i("payload_days"),
+    i("error_days"),
+    i("metadata_days"),
+    i("audit_days"),
+    t("egress_hosts"),
+    i("updated_at"),
+    t("updated_by"),
+];
 const MEMBERS_COLUMNS: &[Column] = &[t("workspace_id"), t("user_id"), t("email"), t("role"), i("created_at")];
 const FLOWS_COLUMNS: &[Column] = &[
     t("id"),

@@ -18,6 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const WS: &str = "default";
 const TABLES: &[&str] = &[
     "workspaces",
+    "workspace_policies",
     "members",
     "flows",
     "flow_versions",
@@ -156,6 +157,13 @@ async fn populate(db: &Db) -> Canaries {
         created_at: now,
     };
     store.create_schedule(&schedule).await.unwrap();
+    let policy = steward_store::PolicySettings {
+        payload_days: Some(30),
+        audit_days: Some(400),
+        egress_hosts: Some(vec!["api.example.com".into()]),
+        ..Default::default()
+    };
+    store.set_policy(WS, &policy, "user:1", now).await.unwrap();
     canaries
 }
 
@@ -199,7 +207,9 @@ async fn round_trip(db: &Db, target: &Db) {
 
     let after = target.path("after");
     target.ok(&["export", "--out", after.to_str().unwrap()]);
-    for table in ["workspaces", "flows", "flow_versions", "runs", "run_events", "schedules"] {
+    for table in
+        ["workspaces", "workspace_policies", "flows", "flow_versions", "runs", "run_events", "schedules"]
+    {
         let rows = read_jsonl(&before, table);
         assert!(!rows.is_empty(), "{table} has rows to compare");
         assert_eq!(rows, read_jsonl(&after, table), "{table}");

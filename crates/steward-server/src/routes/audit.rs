@@ -85,6 +85,18 @@ pub struct Verification {
     /// The first entry whose link is broken.
     pub broken_at: Option<i64>,
     pub problem: Option<String>,
+    /// Stretches of the chain removed by retention, which the check stepped over (the links
+    /// around each still had to match).
+    pub pruned: Vec<PrunedStretch>,
+}
+
+/// Entries `first_seq` to `last_seq` were removed by retention at `pruned_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrunedStretch {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Unix milliseconds.
+    pub pruned_at: i64,
 }
 
 /// Verifies the whole audit log's hash chain (every workspace's entries are links of one
@@ -96,12 +108,27 @@ async fn verify_audit(State(state): State<AppState>, access: Access) -> ApiResul
     access.require(Permission::AuditRead)?;
     let result = steward_store::verify_chain(state.store()).await?;
     Ok(axum::Json(match result {
-        Ok(report) => Verification { intact: true, checked: report.checked, broken_at: None, problem: None },
+        Ok(report) => Verification {
+            intact: true,
+            checked: report.checked,
+            broken_at: None,
+            problem: None,
+            pruned: report
+                .pruned
+                .iter()
+                .map(|r| PrunedStretch {
+                    first_seq: r.first_seq,
+                    last_seq: r.last_seq,
+                    pruned_at: r.pruned_at.0,
+                })
+                .collect(),
+        },
         Err(link) => Verification {
             intact: false,
             checked: u64::try_from(link.seq - 1).unwrap_or(0),
             broken_at: Some(link.seq),
             problem: Some(link.problem),
+            pruned: Vec::new(),
         },
     }))
 }

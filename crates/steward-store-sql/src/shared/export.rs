@@ -195,6 +195,7 @@ macro_rules! export_store {
                     };
                     let active = |vals: &[Val], col| vals[sql::position(table, col)] == Val::Int(None);
                     Ok(match table {
+                        Table::Policies => sql::INSERT_POLICY,
                         Table::Flows => sql::INSERT_FLOW,
                         Table::FlowVersions => sql::INSERT_FLOW_VERSION,
                         Table::Schedules => sql::INSERT_SCHEDULE,
