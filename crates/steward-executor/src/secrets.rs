@@ -23,6 +23,10 @@ use zeroize::Zeroizing;
 /// attempt uses is always added to the redaction of that attempt's outcome, so a connection
 /// created meanwhile is covered where it matters.
 pub(crate) const REDACTOR_TTL: Duration = Duration::from_secs(5);
+/// How long an opened connection is used before it is read again: a revocation, rotation or
+/// deletion reaches requests within this time (the product promises revocation stops work
+/// within a second).
+pub(crate) const OPENED_TTL: Duration = Duration::from_millis(500);
 /// A token is renewed this long before the server said it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// How long a token whose server gave no lifetime is used.
@@ -58,6 +62,8 @@ pub(crate) struct Vault {
     allowlists: PerWorkspace<Option<Vec<String>>>,
     redactors: PerWorkspace<Arc<Redactor>>,
     attempt_redactors: AttemptRedactors,
+    /// Connections opened in the last [`OPENED_TTL`], by workspace and name.
+    opened: Mutex<HashMap<(String, String), (Instant, Connection, Secret)>>,
     tokens: Mutex<HashMap<(String, String), CachedToken>>,
 }
 
@@ -75,6 +81,7 @@ impl Vault {
             allowlists: Mutex::default(),
             redactors: Mutex::default(),
             attempt_redactors: Mutex::default(),
+            opened: Mutex::default(),
             tokens: Mutex::default(),
         }
     }
@@ -195,11 +202,25 @@ impl Vault {
                 "connection `{name}` cannot be used: this executor runs without the vault's master key"
             ))
         })?;
-        let (c, secret) = keyring
-            .open_named(workspace, name, now)
-            .await
-            .map_err(|e| StepError::new(ErrorKind::Internal, format!("connection `{name}`: {e}")))?
-            .ok_or_else(|| StepError::new(ErrorKind::Input, format!("connection `{name}` does not exist")))?;
+        let key = (workspace.to_owned(), name.to_owned());
+        let cached = self.opened.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
+        let (c, secret) = match cached {
+            Some((at, c, secret)) if at.elapsed() < OPENED_TTL => (c, secret),
+            _ => {
+                let opened = keyring
+                    .open_named(workspace, name, now)
+                    .await
+                    .map_err(|e| StepError::new(ErrorKind::Internal, format!("connection `{name}`: {e}")))?
+                    .ok_or_else(|| {
+                        StepError::new(ErrorKind::Input, format!("connection `{name}` does not exist"))
+                    })?;
+                let mut cache = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+                // Secrets are not kept in memory longer than they are used.
+                cache.retain(|_, (at, ..)| at.elapsed() < OPENED_TTL);
+                cache.insert(key, (Instant::now(), opened.0.clone(), opened.1.clone()));
+                opened
+            }
+        };
         if c.revoked_at.is_some() {
             return Err(refused(format!(
                 "connection `{name}` is revoked; rotate its secret to use it again"

@@ -195,6 +195,8 @@ async fn check(db: Db) {
 
     // A revoked connection is refused with a message that says what to do.
     app.call(Method::POST, &format!("/api/v1/workspaces/{WS}/connections/api/revoke"), Some(t), None).await;
+    // Executors use an opened connection for half a second before reading it again.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let (_, done) = run_flow(&app, t, "uses", json!({"id": 1})).await;
     assert_eq!(done["run"]["status"], "failed");
     assert!(done["run"]["error"].to_string().contains("connection `api` is revoked"), "{done}");
