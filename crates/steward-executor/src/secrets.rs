@@ -47,6 +47,9 @@ struct CachedToken {
     until: Instant,
 }
 
+/// A connection and its secret, and when they were read.
+type Opened = (Instant, Connection, Secret);
+
 /// Something read for a workspace, and when it was read.
 type PerWorkspace<T> = Mutex<HashMap<String, (Instant, T)>>;
 
@@ -63,7 +66,7 @@ pub(crate) struct Vault {
     redactors: PerWorkspace<Arc<Redactor>>,
     attempt_redactors: AttemptRedactors,
     /// Connections opened in the last [`OPENED_TTL`], by workspace and name.
-    opened: Mutex<HashMap<(String, String), (Instant, Connection, Secret)>>,
+    opened: Mutex<HashMap<(String, String), Opened>>,
     tokens: Mutex<HashMap<(String, String), CachedToken>>,
 }
 
