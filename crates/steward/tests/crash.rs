@@ -24,7 +24,7 @@ steps:
     wait: 2s
   - id: spin
     code: |
-      export default () => { let x = 0; for (let i = 0; i < 3e7; i++) { x += i % 7 } return x }
+      export default () => { let x = 0; for (let i = 0; i < 1e7; i++) { x += i % 7 } return x }
   - id: second
     http: { method: POST, url: "${{ .inputs.base }}/hit/second" }
   - id: third
