@@ -218,7 +218,7 @@ impl Vault {
                         StepError::new(ErrorKind::Input, format!("connection `{name}` does not exist"))
                     })?;
                 let mut cache = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-                // Secrets are not kept in memory longer than they are used.
+                // Expired entries go whenever one is added, so an unused secret does not stay.
                 cache.retain(|_, (at, ..)| at.elapsed() < OPENED_TTL);
                 cache.insert(key, (Instant::now(), opened.0.clone(), opened.1.clone()));
                 opened
