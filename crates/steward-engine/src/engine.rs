@@ -34,6 +34,8 @@ pub enum Outcome {
     },
     /// A flow step started its child run.
     ChildStarted(String),
+    /// An agent step made progress (recorded before this outcome) and runs again.
+    Continue,
 }
 
 /// A step the executor should start.
@@ -135,6 +137,18 @@ impl<'p> Engine<'p> {
                 if matches!(&event, Event::DataSent { key: k, .. } if k == key) {
                     tx.emit(event);
                 }
+            }
+        }
+        tx.events
+    }
+
+    /// Records the progress a running step made (`step_recorded` events), before its outcome.
+    /// Records of steps no longer running are ignored.
+    pub fn record(&self, state: &mut RunState, key: &str, records: Vec<Value>, now: Timestamp) -> Vec<Event> {
+        let mut tx = Tx::new(self.plan, state, now);
+        if tx.status(key) == Some(StepStatus::Running) {
+            for record in records {
+                tx.emit(Event::StepRecorded { key: key.to_owned(), record });
             }
         }
         tx.events

@@ -102,6 +102,14 @@ pub enum Event {
         output: Option<Value>,
         error: Option<StepError>,
     },
+    /// A running step recorded a piece of work it completed (an agent's model turn or tool
+    /// call). The records of a step are kept across its attempts, so that running it again
+    /// after a crash, an approval or a retry continues after the last record instead of
+    /// repeating what it did. Resets the step's interruption count: it made progress.
+    StepRecorded {
+        key: String,
+        record: Value,
+    },
     /// Data went to an outside processor during an attempt of the step (a data-flow receipt
     /// entry, one per host a request reached): the host, the connections whose credentials
     /// went along, the bytes sent and the categories of data the request was built from
@@ -181,7 +189,8 @@ impl Event {
             | ChildStarted { key, .. }
             | HandlerStarted { key, .. }
             | StepCancelled { key }
-            | DataSent { key, .. } => Some(key),
+            | DataSent { key, .. }
+            | StepRecorded { key, .. } => Some(key),
             RunStarted { .. } | RunCancelled { .. } | RunFinished { .. } => None,
         }
     }
@@ -210,6 +219,7 @@ impl Event {
             RunCancelled { .. } => "run_cancelled",
             RunFinished { .. } => "run_finished",
             DataSent { .. } => "data_sent",
+            StepRecorded { .. } => "step_recorded",
         }
     }
 }

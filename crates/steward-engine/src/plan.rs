@@ -21,6 +21,9 @@ pub enum NodeKind {
     Approval { approve_on_timeout: bool },
     /// Starts a child run and waits for it.
     Call,
+    /// An agent: runs again and again, recording its progress (`step_recorded`), until it has
+    /// an answer; it may suspend for a person's decision and continues after it.
+    Agent,
     /// Runs one of `cases` (or none), chosen by the executor.
     Branch { cases: Vec<BlockId> },
     /// Runs `body` once per item, at most `parallelism` items at a time.
@@ -137,6 +140,7 @@ impl Plan {
                     approve_on_timeout: a.on_timeout == steward_flow::TimeoutDecision::Approve,
                 },
                 StepKind::Flow(_) => NodeKind::Call,
+                StepKind::Agent(_) => NodeKind::Agent,
                 StepKind::Branch(b) => NodeKind::Branch {
                     cases: vec![
                         self.new_block(&b.then, me, BlockRole::Case),

@@ -79,6 +79,9 @@ pub struct StepState {
     pub items: Option<Vec<Value>>,
     pub approval_message: Option<String>,
     pub child_run_id: Option<String>,
+    /// What the step recorded of its progress (`step_recorded`), and the decisions made on
+    /// its suspensions, in journal order.
+    pub records: Vec<Value>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
 }
@@ -100,6 +103,7 @@ impl StepState {
             items: None,
             approval_message: None,
             child_run_id: None,
+            records: Vec::new(),
             started_at: None,
             finished_at: None,
         }
@@ -407,6 +411,16 @@ fn step_event(s: &mut StepState, event: &Event, at: Timestamp) {
             s.status = StepStatus::AwaitingChild;
             s.child_run_id = Some(child_run_id.clone());
         }
+        Event::StepRecorded { record, .. } => {
+            s.records.push(record.clone());
+            s.interruptions = 0;
+        }
+        Event::ApprovalDecided { approved, by, reason, .. } => s.records.push(serde_json::json!({
+            "type": "decision",
+            "approved": approved,
+            "by": by,
+            "reason": reason,
+        })),
         Event::StepCancelled { .. } => {
             s.status = StepStatus::Cancelled;
             s.wake_at = None;

@@ -59,6 +59,7 @@ impl<'a> Tx<'a> {
                 self.emit(Event::StepSuspended { key: k, message, timeout_at })
             }
             Outcome::ChildStarted(id) => self.emit(Event::ChildStarted { key: k, child_run_id: id }),
+            Outcome::Continue => self.emit(Event::StepScheduled { key: k }),
         }
     }
 
@@ -92,7 +93,11 @@ impl<'a> Tx<'a> {
             by: by.to_owned(),
             reason: reason.clone(),
         });
-        if approved {
+        // An agent hears the decision from its records and goes on either way.
+        let agent = self.state.step(key).is_some_and(|s| self.plan.node(s.node).kind == NodeKind::Agent);
+        if agent {
+            self.emit(Event::StepScheduled { key: key.to_owned() });
+        } else if approved {
             let output = json!({ "approved": true, "by": by, "reason": reason });
             self.emit(Event::StepSucceeded { key: key.to_owned(), output });
         } else {

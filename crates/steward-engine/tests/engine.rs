@@ -499,3 +499,80 @@ fn long_chains_settle_from_what_changed() {
     }
     assert_eq!(sim.state.output, Some(json!(299)));
 }
+
+fn agent_sim() -> Sim {
+    Sim::new("name: t\nsteps:\n  - id: ask\n    agent: {name: helper}\n  - {id: b, transform: '2'}\n")
+}
+
+fn record(sim: &mut Sim, key: &str, records: Vec<Value>) {
+    let plan = sim.plan.clone();
+    let events = Engine::new(&plan).record(&mut sim.state, key, records, Timestamp(sim.now));
+    sim.record(events);
+}
+
+#[test]
+fn an_agent_step_keeps_its_records_across_continuations_with_one_attempt_number() {
+    let mut sim = agent_sim();
+    assert_eq!(sim.begin("ask"), 1);
+    record(&mut sim, "ask", vec![json!({"turn": 1})]);
+    sim.outcome("ask", Outcome::Continue);
+    assert_eq!(sim.status("ask"), StepStatus::Scheduled, "it runs again");
+    assert_eq!(sim.begin("ask"), 1, "a continuation is not a new attempt");
+    record(&mut sim, "ask", vec![json!({"turn": 2}), json!({"tool": "x"})]);
+    sim.outcome("ask", Outcome::Succeeded(json!("done")));
+    let s = sim.state.step("ask").expect("step");
+    assert_eq!(s.records, vec![json!({"turn": 1}), json!({"turn": 2}), json!({"tool": "x"})]);
+    assert_eq!(sim.ready(), vec!["b"]);
+}
+
+#[test]
+fn records_of_a_step_that_is_not_running_are_ignored() {
+    let mut sim = agent_sim();
+    record(&mut sim, "ask", vec![json!({"turn": 1})]);
+    assert!(sim.state.step("ask").expect("scheduled").records.is_empty());
+    assert!(!sim.kinds().contains(&"step_recorded"));
+}
+
+#[test]
+fn an_agent_hears_an_approval_or_a_rejection_and_runs_again_either_way() {
+    for approved in [true, false] {
+        let mut sim = agent_sim();
+        sim.begin("ask");
+        sim.outcome("ask", Outcome::Suspend { message: Some("send?".into()), timeout_at: None });
+        assert_eq!(sim.status("ask"), StepStatus::Suspended);
+        let plan = sim.plan.clone();
+        let events = Engine::new(&plan)
+            .decide(&mut sim.state, "ask", approved, "ann", Some("why".into()), Timestamp(sim.now))
+            .expect("suspended");
+        sim.record(events);
+        assert_eq!(sim.status("ask"), StepStatus::Scheduled, "approved={approved}");
+        assert_eq!(sim.state.finished, None, "a rejection does not fail the agent");
+        let decision = sim.state.step("ask").and_then(|s| s.records.last().cloned()).expect("record");
+        assert_eq!(decision, json!({"type": "decision", "approved": approved, "by": "ann", "reason": "why"}));
+    }
+}
+
+#[test]
+fn an_agent_approval_that_times_out_is_a_rejection_the_agent_hears() {
+    let mut sim = agent_sim();
+    sim.begin("ask");
+    sim.outcome("ask", Outcome::Suspend { message: None, timeout_at: Some(Timestamp(9_000)) });
+    sim.tick_at(9_000);
+    assert_eq!(sim.status("ask"), StepStatus::Scheduled);
+    let decision = sim.state.step("ask").and_then(|s| s.records.last().cloned()).expect("record");
+    assert_eq!(decision["approved"], json!(false));
+    assert_eq!(decision["by"], json!("timeout"));
+}
+
+#[test]
+fn progress_resets_the_interruption_count() {
+    let mut sim = agent_sim();
+    for _ in 0..MAX_INTERRUPTIONS + 2 {
+        sim.begin("ask");
+        record(&mut sim, "ask", vec![json!({"turn": 1})]);
+        let plan = sim.plan.clone();
+        let events = Engine::new(&plan).recover(&mut sim.state, Timestamp(sim.now));
+        sim.record(events);
+    }
+    assert_eq!(sim.status("ask"), StepStatus::Scheduled, "an agent that progresses is not stuck");
+}

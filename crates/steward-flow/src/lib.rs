@@ -25,12 +25,12 @@ pub use diagnostic::{Diagnostic, LoadError};
 pub use duration::Duration;
 pub use expr::{EvalError, Expr};
 pub use model::*;
-pub use names::{ConnectionName, FlowName, StepId};
+pub use names::{AgentName, ConnectionName, FlowName, StepId};
 pub use path::{Path, Segment};
 pub use schema::flow_schema;
 pub use source::{Locations, Position};
 pub use template::{Condition, Template, TemplateError};
-pub use validate::{children, data_categories, dependencies, source_refs};
+pub use validate::{agent_categories, children, data_categories, dependencies, source_refs};
 
 /// A flow read from a file, with the locations of its nodes for later checks.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::Duration;
-use crate::names::{ConnectionName, FlowName, StepId};
+use crate::names::{AgentName, ConnectionName, FlowName, StepId};
 use crate::path::Path;
 use crate::template::{Condition, Template};
 
@@ -112,6 +112,7 @@ pub enum StepKind {
     Wait(WaitStep),
     Approval(ApprovalStep),
     Flow(CallStep),
+    Agent(AgentStep),
 }
 
 impl StepKind {
@@ -126,13 +127,14 @@ impl StepKind {
             StepKind::Wait(_) => "wait",
             StepKind::Approval(_) => "approval",
             StepKind::Flow(_) => "flow",
+            StepKind::Agent(_) => "agent",
         }
     }
 }
 
 /// The step kinds a flow file may use, in the order the documentation lists them.
 pub const STEP_KINDS: &[&str] =
-    &["http", "transform", "code", "branch", "switch", "for_each", "wait", "approval", "flow"];
+    &["http", "transform", "code", "branch", "switch", "for_each", "wait", "approval", "flow", "agent"];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -300,6 +302,20 @@ pub struct CallStep {
     #[serde(default)]
     #[schemars(with = "Option<Value>")]
     pub inputs: Option<Template>,
+}
+
+/// Runs an agent; the step's output is the agent's final answer.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStep {
+    /// The stored agent (its newest version when the step first starts).
+    #[schemars(with = "String")]
+    pub name: AgentName,
+    /// The task: a string becomes the first message as it is, anything else as JSON. Defaults
+    /// to the run's inputs.
+    #[serde(default)]
+    #[schemars(with = "Option<Value>")]
+    pub input: Option<Template>,
 }
 
 /// When a step is tried again.

@@ -56,6 +56,12 @@ name_type!(
 );
 
 name_type!(
+    /// An agent name: the same rules as a flow name.
+    AgentName,
+    check_flow_name
+);
+
+name_type!(
     /// A connection name: 1 to 64 letters, digits, `-` and `_` (as the vault accepts them).
     ConnectionName,
     check_connection_name

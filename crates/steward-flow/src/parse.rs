@@ -187,6 +187,7 @@ impl Reader<'_, '_> {
             "approval" if v.is_null() => StepKind::Approval(ApprovalStep::default()),
             "approval" => StepKind::Approval(self.leaf(v, path)?),
             "flow" => StepKind::Flow(self.call(v, path)?),
+            "agent" => StepKind::Agent(self.leaf(v, path)?),
             _ => return None,
         })
     }

@@ -276,6 +276,11 @@ fn step_refs(s: &Step) -> Vec<(Path, String)> {
                 add(p.key("flow").key("inputs"), t)
             }
         }
+        StepKind::Agent(a) => {
+            if let Some(t) = &a.input {
+                add(p.key("agent").key("input"), t)
+            }
+        }
         _ => {}
     }
     let mut extra = Vec::new();
@@ -313,6 +318,19 @@ pub fn data_categories(h: &crate::HttpStep) -> BTreeSet<String> {
     templates.extend(h.query.values());
     templates.extend(h.form.iter().flat_map(|f| f.values()));
     templates.extend(h.json.iter().chain(&h.body));
+    categories_of(templates)
+}
+
+/// The categories of data an agent step sends to its model provider: what its input reads
+/// (the run's inputs when it has none).
+pub fn agent_categories(a: &crate::AgentStep) -> BTreeSet<String> {
+    match &a.input {
+        Some(t) => categories_of([t]),
+        None => BTreeSet::from(["inputs".to_owned()]),
+    }
+}
+
+fn categories_of<'a>(templates: impl IntoIterator<Item = &'a Template>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for e in templates.into_iter().flat_map(Template::expressions) {
         let src = e.source();
