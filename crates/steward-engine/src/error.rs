@@ -30,6 +30,11 @@ pub enum ErrorKind {
     Child,
     /// A policy refused the step (for example egress to a forbidden address).
     Refused,
+    /// A budget ran out: an agent's turns, tokens or cost per run, or the workspace's daily
+    /// or monthly allowance. Nothing over the limit was sent.
+    Budget,
+    /// A model provider failed (bad key, unknown model, or errors after its retries).
+    Model,
     /// A bug or an unexpected condition.
     Internal,
 }

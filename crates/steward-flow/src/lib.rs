@@ -73,3 +73,21 @@ pub fn located_error(file: &str, locations: &Locations, problems: Vec<(Path, Str
         .collect();
     LoadError { file: file.to_owned(), diagnostics }
 }
+
+/// Reads a YAML or JSON document into `T` (another kind of definition file, such as an
+/// agent), naming the line and column of the first problem.
+pub fn load_document<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<(T, Locations), LoadError> {
+    let (doc, locations) = source::parse(text).map_err(|e| LoadError {
+        file: file.to_owned(),
+        diagnostics: vec![Diagnostic { position: e.position, path: Path::root(), message: e.message }],
+    })?;
+    let mut sink = diagnostic::Sink::new(&locations);
+    let value = parse::Reader { sink: &mut sink }.leaf::<T>(&doc, &Path::root());
+    match value {
+        Some(value) if sink.diagnostics.is_empty() => Ok((value, locations)),
+        _ => Err(sink.into_error(file)),
+    }
+}

@@ -10,6 +10,7 @@
 //! [`open`] picks the backend from a URL.
 
 mod accounts;
+mod agents;
 mod backend;
 mod check;
 mod dataflow;

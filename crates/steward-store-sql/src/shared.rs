@@ -20,6 +20,7 @@
 //! The expanded code lives in modules `flows` and `runs` inside the invoking module.
 
 mod accounts;
+mod agents;
 mod dataflow;
 mod export;
 mod flows;
@@ -29,6 +30,7 @@ mod triggers;
 mod vault;
 
 pub(crate) use accounts::account_store;
+pub(crate) use agents::agent_store;
 pub(crate) use dataflow::dataflow_store;
 pub(crate) use export::export_store;
 pub(crate) use flows::flow_store;
@@ -49,6 +51,7 @@ macro_rules! store_traits {
         $crate::shared::export_store!($Store);
         $crate::shared::retention_store!($Store);
         $crate::shared::dataflow_store!($Store);
+        $crate::shared::agent_store!($Store);
 
         #[async_trait::async_trait]
         impl steward_store::Wakeup for $Store {

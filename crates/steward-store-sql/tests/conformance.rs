@@ -107,6 +107,10 @@ conformance! {
         webhooks_are_found_by_path_until_revoked,
         schedules_are_due_in_order_and_advance_once,
     ],
+    agents: [
+        agent_versions_number_dedupe_and_stay_in_their_workspace,
+        usage_adds_up_per_day_and_agent,
+    ],
     vault: [
         a_workspace_has_one_data_key_and_rotation_is_compare_and_set,
         concurrent_first_keys_agree_on_one,

@@ -11,6 +11,7 @@
 //! - Every row belongs to one workspace, and reads take the workspace they are for.
 
 mod accounts;
+mod agents;
 mod audit;
 mod dataflow;
 mod export;
@@ -22,6 +23,7 @@ mod triggers;
 mod vault;
 
 pub use accounts::*;
+pub use agents::*;
 pub use audit::*;
 pub use dataflow::*;
 pub use export::*;
@@ -156,8 +158,8 @@ pub trait Wakeup: Send + Sync {
 }
 
 /// Everything the executor needs, in one handle.
-pub trait Store: FlowStore + RunStore + Wakeup + PolicyStore {}
-impl<T: FlowStore + RunStore + Wakeup + PolicyStore> Store for T {}
+pub trait Store: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore + VaultStore {}
+impl<T: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore + VaultStore> Store for T {}
 
 /// Counts for monitoring.
 #[async_trait]

@@ -65,6 +65,8 @@ pub fn strip_payloads(event: &mut Event) -> bool {
             a || b
         }
         Event::StepSucceeded { output, .. } => summarize(output),
+        // An agent's transcript: model turns, tool results, masked values.
+        Event::StepRecorded { record, .. } => summarize(record),
         Event::ItemsResolved { items, .. } => {
             if items.len() == 1 && is_summary(&items[0]) {
                 return false;

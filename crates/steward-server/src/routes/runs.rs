@@ -75,7 +75,7 @@ impl RunView {
 }
 
 /// Fields that carry what a run processed, removed for callers without `runs:read_payloads`.
-const PAYLOAD_FIELDS: &[&str] = &["inputs", "output", "items", "message", "reason", "trigger"];
+const PAYLOAD_FIELDS: &[&str] = &["inputs", "output", "items", "message", "reason", "trigger", "record"];
 
 /// Removes payload fields from a journal event or record, at any depth, unless `payloads`.
 pub fn redact(mut value: Value, payloads: bool) -> Value {

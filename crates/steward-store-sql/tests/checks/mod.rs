@@ -2,6 +2,7 @@
 //! both backends.
 
 pub mod accounts;
+pub mod agents;
 pub mod audit;
 pub mod claims;
 pub mod concurrency;
