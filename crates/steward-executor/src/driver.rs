@@ -312,6 +312,7 @@ impl Driver {
             context: self.contexts.for_step(&self.compiled, &self.state, &w.key),
             started_at,
             now,
+            records: self.state.step(&w.key).map(|s| s.records.clone()).unwrap_or_default(),
         };
         if let Some(outcome) = at_once(&attempt) {
             drop(attempt);
@@ -394,6 +395,16 @@ impl Driver {
         let Ok((key, done)) = joined else { return };
         self.handles.remove(&key);
         self.effect_pending = true;
+        if !done.records.is_empty() {
+            let mut records = done.records;
+            for r in &mut records {
+                self.redactor.1.redact_value(r);
+            }
+            let now = self.now();
+            let plan = self.compiled.clone();
+            let events = Engine::new(&plan.plan).record(&mut self.state, &key, records, now);
+            self.push(events, now);
+        }
         if !done.sent.is_empty() {
             let now = self.now();
             let plan = self.compiled.clone();

@@ -11,6 +11,7 @@
 //! the [`Executor`] value is a cheap handle that also starts runs, sends signals and streams
 //! progress.
 
+pub mod agent;
 mod catalog;
 mod children;
 mod clock;
@@ -77,6 +78,10 @@ pub struct ExecutorOptions {
     pub keyring: Option<Arc<steward_vault::Keyring>>,
     /// Which private, loopback or link-local ranges flows may reach (none by default).
     pub egress: steward_steps::egress::EgressPolicy,
+    /// Prices of models, for agents' costs and budgets.
+    pub prices: steward_agent::pricing::PriceTable,
+    /// What every workspace's agents may use per day and month.
+    pub agent_budget: agent::WorkspaceBudget,
 }
 
 impl Default for ExecutorOptions {
@@ -90,6 +95,8 @@ impl Default for ExecutorOptions {
             code_limits: SandboxLimits::default(),
             keyring: None,
             egress: steward_steps::egress::EgressPolicy::strict(),
+            prices: steward_agent::pricing::PriceTable::defaults(),
+            agent_budget: agent::WorkspaceBudget::default(),
         }
     }
 }
@@ -188,8 +195,15 @@ impl Executor {
         let http = steward_steps::http::HttpClient::new(opts.egress.clone()).map_err(Error::Setup)?;
         let starter = ChildStarter { store: store.clone(), catalog: Arc::new(catalog::Catalog::default()) };
         let vault = Arc::new(secrets::Vault::new(opts.keyring.clone(), store.clone()));
-        let services =
-            Services { http, code_limits: opts.code_limits.clone(), children: starter.clone(), vault };
+        let agents =
+            Arc::new(agent::AgentRuntime::new(store.clone(), opts.prices.clone(), opts.agent_budget));
+        let services = Services {
+            http,
+            code_limits: opts.code_limits.clone(),
+            children: starter.clone(),
+            vault,
+            agents,
+        };
         let (progress, _) = broadcast::channel(4096);
         let (handoff, handoffs) = mpsc::unbounded_channel();
         let inner = Inner {

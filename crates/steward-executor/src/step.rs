@@ -28,6 +28,8 @@ pub struct Attempt {
     /// When the step first started (waits and approval timeouts count from here).
     pub started_at: Timestamp,
     pub now: Timestamp,
+    /// What the step recorded of its progress so far (agent steps).
+    pub records: Vec<Value>,
 }
 
 /// Shared services for attempts.
@@ -37,6 +39,7 @@ pub struct Services {
     pub code_limits: SandboxLimits,
     pub children: ChildStarter,
     pub vault: Arc<Vault>,
+    pub(crate) agents: Arc<crate::agent::AgentRuntime>,
 }
 
 /// What an attempt that ran outside the driver reports: its outcome, and the data-flow
@@ -45,15 +48,29 @@ pub struct Services {
 pub struct Done {
     pub outcome: Outcome,
     pub sent: Vec<Event>,
+    /// Progress the attempt recorded (`step_recorded`), journaled before the outcome.
+    pub records: Vec<Value>,
 }
 
 pub async fn perform(a: Attempt, services: Services) -> Done {
     let mut sent = Vec::new();
-    let outcome = match run(&a, &services, &mut sent).await {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome::Failed(e),
+    let mut records = Vec::new();
+    let outcome = match step_of(&a) {
+        Ok(steward_flow::Step { kind: StepKind::Agent(agent), .. }) => {
+            crate::agent::perform(&a, &services, agent, &mut sent, &mut records).await
+        }
+        _ => run(&a, &services, &mut sent).await,
     };
-    Done { outcome, sent }
+    let outcome = outcome.unwrap_or_else(Outcome::Failed);
+    Done { outcome, sent, records }
+}
+
+/// The agent step an attempt is for, if it is one.
+pub(crate) fn agent_step(a: &Attempt) -> Option<&steward_flow::AgentStep> {
+    match &step_of(a).ok()?.kind {
+        StepKind::Agent(s) => Some(s),
+        _ => None,
+    }
 }
 
 /// The step of `key` when its attempts can be had at once, without a task or a thread: a
@@ -145,6 +162,9 @@ async fn run(a: &Attempt, sv: &Services, sent: &mut Vec<Event>) -> Result<Outcom
             let timeout_at = ap.timeout.map(|d| a.started_at.plus_millis(d.as_millis()));
             Ok(Outcome::Suspend { message, timeout_at })
         }
+        StepKind::Agent(_) => {
+            Err(StepError::new(ErrorKind::Internal, "agent steps run through the agent loop"))
+        }
         StepKind::Flow(call) => {
             let inputs = match &call.inputs {
                 Some(t) => render(t, &a.context)?,
@@ -174,7 +194,20 @@ async fn http(
     timeout: StdDuration,
     sent: &mut Vec<Event>,
 ) -> Result<Outcome, StepError> {
-    let ctx = &a.context;
+    http_with(a, sv, h, &a.context, idempotency_key(&a.run_id, &a.key), timeout, sent).await
+}
+
+/// An http request of the attempt's step, rendered in `ctx` (an agent's HTTP tool renders its
+/// request from the call's arguments).
+pub(crate) async fn http_with(
+    a: &Attempt,
+    sv: &Services,
+    h: &steward_flow::HttpStep,
+    ctx: &Context,
+    idempotency_key: String,
+    timeout: StdDuration,
+    sent: &mut Vec<Event>,
+) -> Result<Outcome, StepError> {
     let url = match render(&h.url, ctx)? {
         Value::String(s) => s,
         other => {
@@ -203,7 +236,7 @@ async fn http(
         query: pairs(&h.query)?,
         body,
         expect: h.expect.clone(),
-        idempotency_key: idempotency_key(&a.run_id, &a.key),
+        idempotency_key,
     };
     let workspace = &a.compiled.version.workspace;
     let names = req.handle_names();
@@ -367,6 +400,7 @@ mod tests {
             context: Context::from_json(&context),
             started_at: Timestamp(0),
             now: Timestamp(0),
+            records: Vec::new(),
         }
     }
 

@@ -198,6 +198,48 @@ impl HttpClient {
         )))
     }
 
+    /// Sends one `POST` with a JSON body and the credential of `secrets`, checked like any
+    /// request (egress guard, the workspace's allowlist, the credential's hosts), and answers
+    /// with the response as it arrives, whatever its status, so that a caller can read a
+    /// streamed body. Redirects are not followed: an API endpoint that redirects is an error.
+    /// What was sent is added to `sent`.
+    pub async fn post_raw(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &Value,
+        secrets: &Secrets,
+        timeout: Duration,
+        sent: &mut Vec<Sent>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let req = Request {
+            method: "POST".into(),
+            url: url.to_owned(),
+            headers: headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
+            query: Vec::new(),
+            body: Body::Json(body.clone()),
+            expect: Vec::new(),
+            idempotency_key: String::new(),
+        };
+        let mut used = Vec::new();
+        let filled = Filled::new(&req, &secrets.handles, &mut used)?;
+        let target = filled.url()?;
+        let host = self.check_hop(&target, secrets, &used, false)?;
+        let built = self.build(&filled, reqwest::Method::POST, target, true, secrets.credential.as_ref())?;
+        let shown = display_url(url);
+        let mut connections: Vec<String> = used.iter().map(|g| g.connection.clone()).collect();
+        connections.extend(secrets.credential.as_ref().map(|c| c.grant.connection.clone()));
+        let bytes = request_size(&built);
+        let resp = match tokio::time::timeout(timeout, self.client.execute(built)).await {
+            Ok(r) => r.map_err(|e| network_error("POST", &shown, &e))?,
+            Err(_) => {
+                return Err(HttpError::Timeout(format!("POST {shown} timed out after {}", humanize(timeout))));
+            }
+        };
+        sent.push(Sent { host, bytes, connections });
+        Ok(resp)
+    }
+
     /// The underlying client, for requests this crate builds itself (token requests).
     pub(crate) fn raw(&self) -> &reqwest::Client {
         &self.client
@@ -282,7 +324,8 @@ impl HttpClient {
             }
             _ => {}
         }
-        if !headers.contains_key("idempotency-key")
+        if !filled.idempotency_key.is_empty()
+            && !headers.contains_key("idempotency-key")
             && let Ok(v) = HeaderValue::from_str(&filled.idempotency_key)
         {
             headers.insert("idempotency-key", v);

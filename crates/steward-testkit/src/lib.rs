@@ -1,6 +1,9 @@
 //! Fixtures shared by the integration tests of several crates: a real HTTP server on loopback
 //! whose behaviour a test scripts, fresh PostgreSQL databases, and records to store.
 
+pub mod mcp;
+pub mod model;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
