@@ -233,7 +233,10 @@ impl HttpClient {
         let resp = match tokio::time::timeout(timeout, self.client.execute(built)).await {
             Ok(r) => r.map_err(|e| network_error("POST", &shown, &e))?,
             Err(_) => {
-                return Err(HttpError::Timeout(format!("POST {shown} timed out after {}", humanize(timeout))));
+                return Err(HttpError::Timeout(format!(
+                    "POST {shown} timed out after {}",
+                    humanize(timeout)
+                )));
             }
         };
         sent.push(Sent { host, bytes, connections });

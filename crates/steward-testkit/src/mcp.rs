@@ -62,11 +62,11 @@ impl TestTools {
 
     fn definitions() -> Vec<Tool> {
         let object = |properties: Value, required: &[&str]| -> JsonObject {
-            let schema = json!({"type": "object", "properties": properties, "required": required});
-            match schema {
-                Value::Object(map) => map,
-                _ => unreachable!("a JSON object literal"),
-            }
+            let mut schema = JsonObject::new();
+            schema.insert("type".into(), json!("object"));
+            schema.insert("properties".into(), properties);
+            schema.insert("required".into(), json!(required));
+            schema
         };
         let number = json!({"type": "number"});
         let string = json!({"type": "string"});
@@ -115,16 +115,14 @@ impl TestTools {
             "fail" => Ok(CallToolResult::error(vec![ContentBlock::text("the fail tool always fails")])),
             "count" => {
                 if let Some(path) = &self.count_file {
-                    let mut file = std::fs::OpenOptions::new()
+                    let appended = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(path)
-                        .and_then(|mut f| f.write_all(b"called\n").map(|()| f));
-                    if let Err(e) = file.as_mut().map(|f| f.flush()) {
-                        return Err(ErrorData::internal_error(
-                            format!("cannot append to the count file: {e}"),
-                            None,
-                        ));
+                        .and_then(|mut f| f.write_all(b"called\n"));
+                    if let Err(e) = appended {
+                        let message = format!("cannot append to the count file: {e}");
+                        return Err(ErrorData::internal_error(message, None));
                     }
                 }
                 text("counted".to_owned())
