@@ -3,7 +3,9 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
 
-use crate::model::{ApprovalStep, CallStep, FlowRetention, HttpStep, InputSpec, Retain, RetryPolicy};
+use crate::model::{
+    AgentStep, ApprovalStep, CallStep, FlowRetention, HttpStep, InputSpec, Retain, RetryPolicy,
+};
 
 /// The JSON Schema (draft 2020-12) that flow files follow.
 pub fn flow_schema() -> Value {
@@ -47,6 +49,7 @@ pub fn flow_schema() -> Value {
         ),
         ("approval", json!({"anyOf": [{"type": "null"}, g.subschema_for::<ApprovalStep>().to_value()]})),
         ("flow", g.subschema_for::<CallStep>().to_value()),
+        ("agent", g.subschema_for::<AgentStep>().to_value()),
     ];
     let common = json!({
         "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 64},
