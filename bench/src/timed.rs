@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use steward_engine::{Entry, Event, Timestamp};
 use steward_store::{
-    Append, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, NewRun, PolicySettings, PolicyStore, Result,
-    RunFilter, RunRecord, RunStore, Signal, Store, Wakeup, WorkspacePolicy,
+    AgentStore, AgentVersion, Append, FlowStore, FlowSummary, FlowVersion, NewFlowVersion, NewRun,
+    PolicySettings, PolicyStore, Result, RunFilter, RunRecord, RunStore, Signal, Store, UsageDelta, UsageRow,
+    Wakeup, WorkspacePolicy,
 };
 
 /// Calls and wall time per store method, and the journal entries `append` was given.
@@ -247,5 +248,43 @@ impl PolicyStore for Timed {
         now: Timestamp,
     ) -> Result<WorkspacePolicy> {
         self.inner.set_policy(workspace, settings, by, now).await
+    }
+}
+
+#[async_trait]
+impl AgentStore for Timed {
+    async fn save_agent(
+        &self,
+        workspace: &str,
+        name: &str,
+        source: &str,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<(AgentVersion, bool)> {
+        self.inner.save_agent(workspace, name, source, digest, now).await
+    }
+
+    async fn agent(&self, workspace: &str, name: &str) -> Result<Option<AgentVersion>> {
+        self.time("agent", self.inner.agent(workspace, name)).await
+    }
+
+    async fn agent_version(&self, workspace: &str, id: &str) -> Result<AgentVersion> {
+        self.time("agent_version", self.inner.agent_version(workspace, id)).await
+    }
+
+    async fn list_agents(&self, workspace: &str) -> Result<Vec<AgentVersion>> {
+        self.inner.list_agents(workspace).await
+    }
+
+    async fn delete_agent(&self, workspace: &str, name: &str) -> Result<bool> {
+        self.inner.delete_agent(workspace, name).await
+    }
+
+    async fn add_usage(&self, delta: &UsageDelta) -> Result<()> {
+        self.time("add_usage", self.inner.add_usage(delta)).await
+    }
+
+    async fn usage(&self, workspace: &str, from: &str, to: &str) -> Result<Vec<UsageRow>> {
+        self.time("usage", self.inner.usage(workspace, from, to)).await
     }
 }

@@ -158,8 +158,8 @@ pub trait Wakeup: Send + Sync {
 }
 
 /// Everything the executor needs, in one handle.
-pub trait Store: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore + VaultStore {}
-impl<T: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore + VaultStore> Store for T {}
+pub trait Store: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore {}
+impl<T: FlowStore + RunStore + Wakeup + PolicyStore + AgentStore> Store for T {}
 
 /// Counts for monitoring.
 #[async_trait]
