@@ -271,7 +271,7 @@ pub(crate) async fn http_with(
 }
 
 /// Data-flow receipt entries for what a step's requests sent.
-fn record_sent(
+pub(crate) fn record_sent(
     events: &mut Vec<Event>,
     key: &str,
     sent: Vec<steward_steps::http::Sent>,

@@ -165,16 +165,9 @@ impl HttpClient {
         let mut url = filled.url()?;
         let mut with_body = true;
         for hop in 0..=MAX_REDIRECTS {
-            let host = self.check_hop(&url, secrets, &used, hop > 0)?;
-            let built =
-                self.build(&filled, method.clone(), url.clone(), with_body, secrets.credential.as_ref())?;
+            let hop_to = Hop { filled: &filled, method: method.clone(), with_body, redirected: hop > 0 };
+            let resp = self.send_hop(hop_to, url.clone(), secrets, &used, sent).await?;
             let shown = display_url(url.as_str());
-            let mut connections: Vec<String> = used.iter().map(|g| g.connection.clone()).collect();
-            connections.extend(secrets.credential.as_ref().map(|c| c.grant.connection.clone()));
-            let bytes = request_size(&built);
-            let resp =
-                self.client.execute(built).await.map_err(|e| network_error(&req.method, &shown, &e))?;
-            sent.push(Sent { host, bytes, connections });
             let Some(next) = redirect_target(&resp, &url) else {
                 return self.finish(resp, req, &shown).await;
             };
@@ -223,22 +216,35 @@ impl HttpClient {
         };
         let mut used = Vec::new();
         let filled = Filled::new(&req, &secrets.handles, &mut used)?;
-        let target = filled.url()?;
-        let host = self.check_hop(&target, secrets, &used, false)?;
-        let built = self.build(&filled, reqwest::Method::POST, target, true, secrets.credential.as_ref())?;
-        let shown = display_url(url);
+        let hop = Hop { filled: &filled, method: reqwest::Method::POST, with_body: true, redirected: false };
+        let send = self.send_hop(hop, filled.url()?, secrets, &used, sent);
+        tokio::time::timeout(timeout, send).await.unwrap_or_else(|_| {
+            Err(HttpError::Timeout(format!(
+                "POST {} timed out after {}",
+                display_url(url),
+                humanize(timeout)
+            )))
+        })
+    }
+
+    /// Checks a hop's destination, builds the request with its credential, sends it and notes
+    /// what went where.
+    async fn send_hop(
+        &self,
+        hop: Hop<'_>,
+        url: url::Url,
+        secrets: &Secrets,
+        used: &[&Grant],
+        sent: &mut Vec<Sent>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let host = self.check_hop(&url, secrets, used, hop.redirected)?;
+        let shown = display_url(url.as_str());
+        let method = hop.method.to_string();
+        let built = self.build(hop.filled, hop.method, url, hop.with_body, secrets.credential.as_ref())?;
         let mut connections: Vec<String> = used.iter().map(|g| g.connection.clone()).collect();
         connections.extend(secrets.credential.as_ref().map(|c| c.grant.connection.clone()));
         let bytes = request_size(&built);
-        let resp = match tokio::time::timeout(timeout, self.client.execute(built)).await {
-            Ok(r) => r.map_err(|e| network_error("POST", &shown, &e))?,
-            Err(_) => {
-                return Err(HttpError::Timeout(format!(
-                    "POST {shown} timed out after {}",
-                    humanize(timeout)
-                )));
-            }
-        };
+        let resp = self.client.execute(built).await.map_err(|e| network_error(&method, &shown, &e))?;
         sent.push(Sent { host, bytes, connections });
         Ok(resp)
     }
@@ -365,6 +371,14 @@ impl HttpClient {
             Err(HttpError::Status { status, message, output })
         }
     }
+}
+
+/// One request of a possibly redirected exchange.
+struct Hop<'f> {
+    filled: &'f Filled,
+    method: reqwest::Method,
+    with_body: bool,
+    redirected: bool,
 }
 
 /// A request with its `secret()` handles replaced by values. It lives only while the request

@@ -12,10 +12,11 @@ use steward_agent::provider::{
     ErrorKind as ModelErrorKind, ModelClient, ModelRequest, ProviderError, RetryPolicy, ToolSpec, Transport,
 };
 use steward_agent::turns::{Record, transcript};
-use steward_engine::{ErrorKind, Event, StepError};
+use steward_engine::{ErrorKind, StepError};
 use steward_steps::http::{HttpClient, HttpError, Secrets, Sent};
 
 use super::Pass;
+use crate::step::record_sent;
 
 /// Limit for one model call, from sending to the last byte.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -29,16 +30,17 @@ pub(crate) async fn call(
 ) -> Result<Record, StepError> {
     let def = pass.def;
     let mut fell_back = Vec::new();
+    let mut req = ModelRequest {
+        model: String::new(),
+        system: def.instructions.clone(),
+        messages: transcript(records),
+        tools: tools.to_vec(),
+        max_tokens: max_tokens.or(def.model.max_tokens),
+        temperature: def.model.temperature,
+    };
+    refuse_secrets(pass, &req).await?;
     for target in def.model.targets() {
-        let req = ModelRequest {
-            model: target.name.clone(),
-            system: def.instructions.clone(),
-            messages: transcript(records),
-            tools: tools.to_vec(),
-            max_tokens: max_tokens.or(def.model.max_tokens),
-            temperature: def.model.temperature,
-        };
-        refuse_secrets(pass, &req).await?;
+        req.model.clone_from(&target.name);
         match call_one(pass, &target, &req).await {
             Ok(reply) => {
                 let priced = format!("{}/{}", provider_name(&target), reply.model);
@@ -140,16 +142,6 @@ fn step_error(target: &ModelTarget, e: &ProviderError) -> StepError {
     let mut error = StepError::new(kind, format!("{}: {}", target.name, e.message));
     error.status = e.status;
     error
-}
-
-fn record_sent(events: &mut Vec<Event>, key: &str, sent: Vec<Sent>, categories: &[String]) {
-    events.extend(sent.into_iter().map(|s| Event::DataSent {
-        key: key.to_owned(),
-        host: s.host,
-        connections: s.connections,
-        bytes: s.bytes,
-        categories: categories.to_vec(),
-    }));
 }
 
 /// Sends provider requests with the HTTP client of http steps: the egress guard, the
