@@ -229,6 +229,31 @@ pub fn load(file: &str, text: &str) -> Result<AgentDef, LoadError> {
     if problems.is_empty() { Ok(def) } else { Err(steward_flow::located_error(file, &locations, problems)) }
 }
 
+/// Reads a definition to store: an `instructions_file` is read with `read` (given the path as
+/// written, to resolve against the definition's own file) and put into `instructions`, so the
+/// stored text stands alone. Returns the definition and the text to store: `text` itself, or
+/// the definition as JSON when instructions were filled in.
+pub fn resolve(
+    file: &str,
+    text: &str,
+    read: impl FnOnce(&str) -> Result<String, String>,
+) -> Result<(AgentDef, String), LoadError> {
+    let def = load(file, text)?;
+    let Some(path) = &def.instructions_file else { return Ok((def, text.to_owned())) };
+    let (mut doc, locations) = steward_flow::load_document::<serde_json::Map<String, Value>>(file, text)?;
+    let instructions = read(path).map_err(|e| {
+        steward_flow::located_error(
+            file,
+            &locations,
+            vec![(Path::root().key("instructions_file"), format!("cannot read `{path}`: {e}"))],
+        )
+    })?;
+    doc.remove("instructions_file");
+    doc.insert("instructions".into(), Value::String(instructions));
+    let stored = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok((load(file, &stored)?, stored))
+}
+
 fn check(def: &AgentDef) -> Vec<(Path, String)> {
     let mut problems = Vec::new();
     if def.instructions.is_some() && def.instructions_file.is_some() {
@@ -364,6 +389,27 @@ mod tests {
         let mcp = format!("{GOOD}  - mcp: {{name: files}}\n");
         let err = load("t.yaml", &mcp).expect_err("no transport").to_string();
         assert!(err.contains("either `command` (stdio) or `url` (HTTP)"), "{err}");
+    }
+
+    #[test]
+    fn an_instructions_file_is_read_into_the_stored_text() {
+        let text = GOOD.replace("instructions: Sort tickets.", "instructions_file: triage.md");
+        let (def, stored) = resolve("triage.yaml", &text, |path| {
+            assert_eq!(path, "triage.md");
+            Ok("# Triage\nSort by urgency.".into())
+        })
+        .expect("resolved");
+        assert_eq!(def.instructions.as_deref(), Some("# Triage\nSort by urgency."));
+        assert_eq!(def.instructions_file, None);
+        let again = load("stored.json", &stored).expect("the stored text stands alone");
+        assert_eq!(again.instructions, def.instructions);
+        let err = resolve("triage.yaml", &text, |_| Err("no such file".into())).expect_err("unreadable");
+        assert!(
+            err.to_string().contains("triage.yaml:2:") && err.to_string().contains("no such file"),
+            "{err}"
+        );
+        let (_, same) = resolve("triage.yaml", GOOD, |_| panic!("nothing to read")).expect("inline");
+        assert_eq!(same, GOOD);
     }
 
     #[test]

@@ -10,6 +10,21 @@ use serde_json::Value;
 use crate::definition::AgentDef;
 use crate::provider::{Message, Protocol, Role, ToolCall, Usage};
 
+/// One earlier message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Said {
+    pub role: Speaker,
+    pub content: String,
+}
+
+/// Who said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
 /// One piece of an agent step's progress, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -18,6 +33,9 @@ pub enum Record {
     /// task as the model sees it (masked, when the agent masks personal data).
     Begin {
         agent_version: String,
+        /// Earlier messages of a conversation, before the task.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        history: Vec<Said>,
         task: String,
         /// Placeholders and the values they stand for (personal data: it lives and is
         /// pruned with the run's payloads).
@@ -254,7 +272,15 @@ pub fn transcript(records: &[Record]) -> Vec<Message> {
     let mut messages = Vec::new();
     for r in records {
         match r {
-            Record::Begin { task, .. } => messages.push(Message::user(task.clone())),
+            Record::Begin { task, history, .. } => {
+                for said in history {
+                    messages.push(match said.role {
+                        Speaker::User => Message::user(said.content.clone()),
+                        Speaker::Assistant => Message::assistant(said.content.clone(), Vec::new()),
+                    });
+                }
+                messages.push(Message::user(task.clone()))
+            }
             Record::Turn { text, tool_calls, .. } => {
                 messages.push(Message::assistant(text.clone(), tool_calls.clone()))
             }

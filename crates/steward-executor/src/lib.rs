@@ -12,6 +12,8 @@
 //! progress.
 
 pub mod agent;
+mod agents;
+mod approvals;
 mod catalog;
 mod children;
 mod clock;
@@ -36,6 +38,8 @@ use steward_store::{FlowVersion, NewRun, RunRecord, Signal, Store};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+pub use agents::{AppliedAgent, apply_agent, ensure_runner};
+pub use approvals::{PendingApproval, pending_approvals};
 pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
 pub use ends::{EndWatch, RunEnd};

@@ -11,6 +11,15 @@ use steward_store::NewFlowVersion;
 pub fn validate(file_name: &str, text: &str) -> Result<LoadedFlow, LoadError> {
     let loaded = steward_flow::load(file_name, text)?;
     let mut problems = Vec::new();
+    if loaded.flow.name.is_agent_runner() {
+        problems.push((
+            steward_flow::Path::root().key("name"),
+            format!(
+                "names starting with `{}` belong to the flows that run agents; choose another name",
+                steward_flow::AGENT_RUNNER_PREFIX
+            ),
+        ));
+    }
     check_code(&loaded.flow.steps, &SandboxLimits::default(), &mut problems);
     if problems.is_empty() {
         Ok(loaded)

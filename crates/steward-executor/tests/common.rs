@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use steward_engine::{Entry, RunStatus};
 use steward_executor::{Executor, ExecutorOptions};
-use steward_store::{DEFAULT_WORKSPACE, FlowVersion, NewFlowVersion, RunRecord, Store};
+use steward_store::{DEFAULT_WORKSPACE, FlowVersion, NewFlowVersion, RunRecord, ServerStore, Store};
 use tokio::sync::watch;
 
 #[allow(missing_debug_implementations, reason = "test harness")]
@@ -33,10 +33,18 @@ pub fn options(owner: &str) -> ExecutorOptions {
 
 impl Harness {
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_, _| {}).await
+    }
+
+    /// An executor on a fresh SQLite store whose options `configure` adjusts; it is handed the
+    /// whole store, for what needs more than the executor's part of it (a keyring, connections).
+    pub async fn sqlite_with(configure: impl FnOnce(&Arc<dyn ServerStore>, &mut ExecutorOptions)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("steward.db");
         let store = steward_store_sql::open(&path.to_string_lossy()).await.expect("open sqlite");
-        Self::start(store, options("exec-a"), Some(dir))
+        let mut opts = options("exec-a");
+        configure(&store, &mut opts);
+        Self::start(store, opts, Some(dir))
     }
 
     pub async fn postgres() -> Self {

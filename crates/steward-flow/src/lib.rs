@@ -25,7 +25,7 @@ pub use diagnostic::{Diagnostic, LoadError};
 pub use duration::Duration;
 pub use expr::{EvalError, Expr};
 pub use model::*;
-pub use names::{AgentName, ConnectionName, FlowName, StepId};
+pub use names::{AGENT_RUNNER_PREFIX, AgentName, ConnectionName, FlowName, StepId};
 pub use path::{Path, Segment};
 pub use schema::flow_schema;
 pub use source::{Locations, Position};

@@ -316,6 +316,11 @@ pub struct AgentStep {
     #[serde(default)]
     #[schemars(with = "Option<Value>")]
     pub input: Option<Template>,
+    /// Earlier messages of a conversation, put before the task: a list of
+    /// `{role: user|assistant, content: text}`.
+    #[serde(default)]
+    #[schemars(with = "Option<Value>")]
+    pub history: Option<Template>,
 }
 
 /// When a step is tried again.

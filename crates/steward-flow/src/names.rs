@@ -51,15 +51,32 @@ name_type!(
 
 name_type!(
     /// A flow name: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+    /// `agent.<agent name>` names the flow that runs an agent directly; only Steward makes
+    /// those (see [`FlowName::is_agent_runner`]).
     FlowName,
     check_flow_name
 );
 
 name_type!(
-    /// An agent name: the same rules as a flow name.
+    /// An agent name: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
     AgentName,
-    check_flow_name
+    check_agent_name
 );
+
+/// What starts the name of a flow that runs an agent directly.
+pub const AGENT_RUNNER_PREFIX: &str = "agent.";
+
+impl FlowName {
+    /// The flow that runs `agent` directly.
+    pub fn agent_runner(agent: &AgentName) -> Self {
+        Self(format!("{AGENT_RUNNER_PREFIX}{agent}"))
+    }
+
+    /// Whether this names an agent's runner flow, which people cannot apply themselves.
+    pub fn is_agent_runner(&self) -> bool {
+        self.0.starts_with(AGENT_RUNNER_PREFIX)
+    }
+}
 
 name_type!(
     /// A connection name: 1 to 64 letters, digits, `-` and `_` (as the vault accepts them).
@@ -94,14 +111,23 @@ fn check_step_id(s: &str) -> Result<(), String> {
 }
 
 fn check_flow_name(s: &str) -> Result<(), String> {
-    let mut chars = s.chars();
+    let plain = s.strip_prefix(AGENT_RUNNER_PREFIX).unwrap_or(s);
+    check_plain_name(plain, s, "flow name")
+}
+
+fn check_agent_name(s: &str) -> Result<(), String> {
+    check_plain_name(s, s, "agent name")
+}
+
+fn check_plain_name(plain: &str, s: &str, what: &str) -> Result<(), String> {
+    let mut chars = plain.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok_first && ok_rest && s.len() <= 100 {
+    if ok_first && ok_rest && plain.len() <= 100 {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a valid flow name: use lowercase letters, digits, `-` and `_`, at most 100 characters"
+            "`{s}` is not a valid {what}: use lowercase letters, digits, `-` and `_`, at most 100 characters"
         ))
     }
 }
@@ -125,5 +151,12 @@ mod tests {
         assert!(FlowName::parse("enrich-signup").is_ok());
         assert!(FlowName::parse("Enrich").is_err());
         assert!(FlowName::parse("-x").is_err());
+        let runner = FlowName::parse("agent.triage").expect("an agent's runner flow");
+        assert!(runner.is_agent_runner());
+        assert_eq!(runner, FlowName::agent_runner(&AgentName::parse("triage").expect("agent")));
+        assert!(FlowName::parse("agent.").is_err());
+        assert!(FlowName::parse("agent.a.b").is_err());
+        assert!(FlowName::parse("other.x").is_err());
+        assert!(AgentName::parse("agent.x").is_err());
     }
 }

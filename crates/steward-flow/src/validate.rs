@@ -280,6 +280,9 @@ fn step_refs(s: &Step) -> Vec<(Path, String)> {
             if let Some(t) = &a.input {
                 add(p.key("agent").key("input"), t)
             }
+            if let Some(t) = &a.history {
+                add(p.key("agent").key("history"), t)
+            }
         }
         _ => {}
     }
@@ -322,12 +325,14 @@ pub fn data_categories(h: &crate::HttpStep) -> BTreeSet<String> {
 }
 
 /// The categories of data an agent step sends to its model provider: what its input reads
-/// (the run's inputs when it has none).
+/// and its history read (the run's inputs when it has no input).
 pub fn agent_categories(a: &crate::AgentStep) -> BTreeSet<String> {
-    match &a.input {
+    let mut out = match &a.input {
         Some(t) => categories_of([t]),
         None => BTreeSet::from(["inputs".to_owned()]),
-    }
+    };
+    out.extend(categories_of(a.history.as_ref()));
+    out
 }
 
 fn categories_of<'a>(templates: impl IntoIterator<Item = &'a Template>) -> BTreeSet<String> {

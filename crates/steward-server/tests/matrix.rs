@@ -57,6 +57,9 @@ fn operations() -> Vec<Operation> {
     out
 }
 
+/// An agent named like the flow, so that `{name}` finds both.
+const HELLO_AGENT: &str = "name: hello\ninstructions: Greet.\nmodel: {provider: openai, base_url: 'http://127.0.0.1:9/v1', name: m}\n";
+
 /// Objects the paths name, made in the workspace under test.
 struct Fixture {
     run: String,
@@ -67,6 +70,15 @@ struct Fixture {
 
 async fn fixture(app: &TestApp, owner: &str) -> Fixture {
     app.apply(owner, HELLO_FLOW).await;
+    let (status, agent) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{WS}/agents"),
+            Some(owner),
+            Some(json!({ "source": HELLO_AGENT })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
     let (_, started) = app
         .call(
             Method::POST,
@@ -124,6 +136,10 @@ fn body(method: &Method, path: &str) -> Option<Value> {
     }
     Some(if path.ends_with("/flows") {
         json!({ "source": HELLO_FLOW })
+    } else if path.ends_with("/agents") {
+        json!({ "source": HELLO_AGENT })
+    } else if path.ends_with("/agents/{name}/runs") {
+        json!({ "task": "hi" })
     } else if path.ends_with("/invitations") {
         json!({ "email": "someone@example.com", "role": "viewer" })
     } else if path.ends_with("/tokens") {

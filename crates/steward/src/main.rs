@@ -23,7 +23,8 @@ struct Args {
     /// A PostgreSQL URL (postgres://...) to use instead of the embedded SQLite database.
     #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
     database_url: Option<String>,
-    /// A Steward server to talk to instead of the local database (flows and runs commands).
+    /// A Steward server to talk to instead of the local database (flows, runs, agents,
+    /// approvals and usage commands).
     #[arg(long, global = true, env = "STEWARD_URL")]
     server: Option<String>,
     /// The API token for --server.
@@ -60,6 +61,14 @@ enum Command {
     /// Manage stored flows.
     #[command(subcommand)]
     Flows(cli::flows::FlowsCommand),
+    /// Manage agents and run them.
+    #[command(subcommand)]
+    Agents(cli::agents::AgentsCommand),
+    /// Steps waiting for a person's decision.
+    #[command(subcommand)]
+    Approvals(cli::approvals::ApprovalsCommand),
+    /// Agents' usage by day: tokens, cost, model calls and tool calls.
+    Usage(cli::approvals::UsageArgs),
     /// Inspect and control runs.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -121,6 +130,18 @@ fn main() -> ExitCode {
             Command::Flows(c) => match &remote {
                 Some(r) => cli::remote::flows(r, c).await,
                 None => cli::flows::command(&location, c).await,
+            },
+            Command::Agents(c) => match &remote {
+                Some(r) => cli::agents_remote::agents(r, c).await,
+                None => cli::agents::command(&location, c).await,
+            },
+            Command::Approvals(c) => match &remote {
+                Some(r) => cli::agents_remote::approvals(r, c).await,
+                None => cli::approvals::approvals(&location, c).await,
+            },
+            Command::Usage(a) => match &remote {
+                Some(r) => cli::agents_remote::usage(r, a).await,
+                None => cli::approvals::usage(&location, a).await,
             },
             Command::Connections(c) => cli::connections::command(remote.as_ref(), c).await,
             Command::Runs(c) => match &remote {

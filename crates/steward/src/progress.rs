@@ -59,6 +59,26 @@ impl Display {
                 self.line(format!("  ! {key} failed ({}); running its error handler", error.message))
             }
             Event::RunCancelled { reason } => self.line(format!("run cancelled: {reason}")),
+            Event::StepRecorded { key, record } => self.agent_progress(key, record),
+            _ => {}
+        }
+    }
+
+    /// An agent's model turns and tool calls, one line each.
+    fn agent_progress(&mut self, key: &str, record: &serde_json::Value) {
+        match record["type"].as_str() {
+            Some("turn") => {
+                let model = record["model"].as_str().unwrap_or("?");
+                let (tokens_in, tokens_out) =
+                    (&record["usage"]["input_tokens"], &record["usage"]["output_tokens"]);
+                self.line(format!("  · {key} {model} answered ({tokens_in} tokens in, {tokens_out} out)"));
+                for call in record["tool_calls"].as_array().into_iter().flatten() {
+                    self.line(format!("  · {key} calls {}", call["name"].as_str().unwrap_or("?")));
+                }
+            }
+            Some("tool") if record["is_error"] == true => {
+                self.line(format!("  · {key} tool {} failed", record["name"].as_str().unwrap_or("?")))
+            }
             _ => {}
         }
     }

@@ -9,7 +9,12 @@ fn def(extra: &str) -> AgentDef {
 }
 
 fn begin() -> Record {
-    Record::Begin { agent_version: "v1".into(), task: "do it".into(), masked: Vec::new() }
+    Record::Begin {
+        agent_version: "v1".into(),
+        history: Vec::new(),
+        task: "do it".into(),
+        masked: Vec::new(),
+    }
 }
 
 fn turn(text: &str, calls: &[(&str, &str)], tokens: u64) -> Record {

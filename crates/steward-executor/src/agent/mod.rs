@@ -34,10 +34,14 @@ pub(crate) async fn perform(
         Some(Record::Begin { agent_version, .. }) => sv.agents.version(workspace, agent_version).await?,
         _ => {
             let (version, def) = sv.agents.latest(workspace, step.name.as_str()).await?;
-            let task = task_text(a, step)?;
+            let mut task = task_text(a, step)?;
+            let mut history = history(a, step)?;
             let mut masker = Masker::new();
-            let task = if def.privacy.mask_pii { masker.mask_text(&task) } else { task };
-            let begin = Record::Begin { agent_version: version, task, masked: masker.to_entries() };
+            if def.privacy.mask_pii {
+                history.iter_mut().for_each(|said| said.content = masker.mask_text(&said.content));
+                task = masker.mask_text(&task);
+            }
+            let begin = Record::Begin { agent_version: version, history, task, masked: masker.to_entries() };
             push(out, &mut records, begin);
             def
         }
@@ -104,6 +108,21 @@ fn masker_of(records: &[Record]) -> Masker {
 fn suspend(a: &Attempt, def: &steward_agent::definition::AgentDef, message: String) -> Outcome {
     let timeout_at = a.now.plus_millis(def.approval_timeout.as_millis());
     Outcome::Suspend { message: Some(message), timeout_at: Some(timeout_at) }
+}
+
+/// The earlier messages of a conversation the step continues, if it names them.
+fn history(a: &Attempt, step: &AgentStep) -> Result<Vec<turns::Said>, StepError> {
+    let Some(t) = &step.history else { return Ok(Vec::new()) };
+    let value = t.render_in(&a.context).map_err(|e| StepError::new(ErrorKind::Expression, e.to_string()))?;
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_value(value).map_err(|e| {
+        StepError::new(
+            ErrorKind::Input,
+            format!("an agent's `history` is a list of {{role: user|assistant, content: text}}: {e}"),
+        )
+    })
 }
 
 /// The task as the model's first message: the step's `input` (the run's inputs by default),

@@ -63,10 +63,7 @@ pub(crate) async fn call(
 }
 
 fn provider_name(t: &ModelTarget) -> &'static str {
-    match t.provider {
-        steward_agent::provider::Protocol::Openai => "openai",
-        steward_agent::provider::Protocol::Anthropic => "anthropic",
-    }
+    t.provider.as_str()
 }
 
 async fn call_one(

@@ -109,11 +109,7 @@ impl AgentRuntime {
 }
 
 /// `YYYY-MM-DD` (UTC) of a time.
-pub(crate) fn day_of(t: Timestamp) -> String {
-    let secs = u64::try_from(t.millis() / 1000).unwrap_or(0);
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    humantime::format_rfc3339_seconds(time).to_string()[..10].to_owned()
-}
+pub(crate) use steward_store::day_of;
 
 fn internal(e: steward_store::Error) -> StepError {
     StepError::new(ErrorKind::Internal, e.to_string())

@@ -2,6 +2,8 @@
 //! `#[utoipa::path]`, including the permission it needs as the security scope, so the
 //! OpenAPI document is built from the same code that serves the requests.
 
+pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod connections;
@@ -37,12 +39,14 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(connections::router())
         .merge(export::router())
         .merge(policy::router())
+        .merge(agents::router())
+        .merge(approvals::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "Flows, runs, connections, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
+            "Flows, agents, runs, approvals, usage, connections, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
              Each operation's security scope is the permission it needs in the workspace.",
         ))
         .build();

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use steward_auth::Permission;
-use steward_engine::{Entry, Event, RunState, RunStatus};
+use steward_engine::{Entry, RunState, RunStatus};
 use steward_store::{RunFilter, RunRecord, Signal};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -351,16 +351,8 @@ async fn decide(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::RunsApprove)?;
     let run = state.store().run(&access.workspace, &id).await?;
-    // Pending decisions first, then the journal: a decision consumed in between is in the
-    // journal by the time it is read.
-    let pending = state.store().signals(&run.id).await?;
-    let journal = state.store().journal(&run.id).await?;
-    let suspended =
-        journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == step));
-    let decided =
-        journal.iter().any(|e| matches!(&e.event, Event::ApprovalDecided { key, .. } if *key == step))
-            || pending.iter().any(|(_, s)| matches!(s, Signal::Approval { step: st, .. } if *st == step));
-    if !suspended || decided || run.status.is_finished() {
+    let pending = steward_executor::pending_approvals(state.executor().store().as_ref(), &run).await?;
+    if !pending.iter().any(|p| p.step == step) {
         return Err(ApiError::conflict(format!("step `{step}` of run {id} is not waiting for an approval")));
     }
     let reason = body.and_then(|b| b.reason);

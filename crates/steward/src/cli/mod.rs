@@ -1,6 +1,9 @@
 //! One module per command group.
 
 pub mod admin;
+pub mod agents;
+pub mod agents_remote;
+pub mod approvals;
 pub mod connections;
 pub mod export;
 pub mod flows;

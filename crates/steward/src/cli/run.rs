@@ -125,7 +125,11 @@ async fn report(store: &Arc<dyn Store>, run_id: &str, json: bool) -> anyhow::Res
         )?;
     } else {
         match (&run.status, &run.error) {
-            (RunStatus::Succeeded, _) => super::print_json(&run.output)?,
+            // A text answer (an agent's, say) prints as text; anything else as JSON.
+            (RunStatus::Succeeded, _) => match &run.output {
+                Some(serde_json::Value::String(text)) => println!("{text}"),
+                other => super::print_json(other)?,
+            },
             (status, Some(e)) => {
                 let step = e.step.as_deref().map(|s| format!(" at step `{s}`")).unwrap_or_default();
                 eprintln!("run {} {}{step}: {}", run.id, status.as_str(), e.message);

@@ -205,10 +205,8 @@ async fn decide(location: &Location, d: Decision, approved: bool) -> anyhow::Res
     let all = location.open_all().await?;
     let store: std::sync::Arc<dyn steward_store::Store> = all.clone();
     let run = store.run(DEFAULT_WORKSPACE, &d.run).await?;
-    let journal = store.journal(&run.id).await?;
-    let suspended =
-        journal.iter().any(|e| matches!(&e.event, Event::StepSuspended { key, .. } if *key == d.step));
-    if !suspended || run.status.is_finished() {
+    let pending = steward_executor::pending_approvals(store.as_ref(), &run).await?;
+    if !pending.iter().any(|p| p.step == d.step) {
         anyhow::bail!("step `{}` of run {} is not waiting for an approval", d.step, run.id);
     }
     let signal =
