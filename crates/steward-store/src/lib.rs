@@ -15,6 +15,7 @@ mod agents;
 mod audit;
 mod dataflow;
 mod days;
+mod threads;
 mod export;
 pub mod prune;
 mod receipts;
@@ -28,6 +29,7 @@ pub use agents::*;
 pub use audit::*;
 pub use dataflow::*;
 pub use days::{day_before, day_of, usage_total};
+pub use threads::{Thread, ThreadMessage, ThreadStore};
 pub use export::*;
 pub use receipts::*;
 pub use records::*;
@@ -193,6 +195,7 @@ pub trait ServerStore:
     + ExportStore
     + DataFlowStore
     + RetentionStore
+    + ThreadStore
 {
 }
 impl<
@@ -205,7 +208,8 @@ impl<
         + VaultStore
         + ExportStore
         + DataFlowStore
-        + RetentionStore,
+        + RetentionStore
+        + ThreadStore,
 > ServerStore for T
 {
 }
