@@ -239,6 +239,12 @@ impl Executor {
         self.inner.progress.subscribe()
     }
 
+    /// Listens to the answers of agent steps in `run_id` as the model writes them, for model
+    /// calls this process makes while the tap is open.
+    pub fn tap(&self, run_id: &str) -> agent::Tap {
+        agent::Tap::open(&self.inner.services.agents.taps, run_id)
+    }
+
     /// Hears when a driver of this executor commits the end of `run_id`. Watch before
     /// starting the run so that a quick end is not missed; runs that other processes drive
     /// are not heard of here.

@@ -8,7 +8,10 @@
 //! 2. flows, connections and workspaces soft-deleted more than [`PURGE_AFTER_DAYS`] days ago
 //!    are purged (a workspace's flows and connections go with it);
 //! 3. for every other flow, with its own `retention:` block over its workspace's policy: run
-//!    metadata (deleting runs), then error details, then payloads of the runs left.
+//!    metadata (deleting runs), then error details, then payloads of the runs left;
+//! 4. chat transcripts: the messages people wrote in the workspace's threads before its
+//!    `transcript_days`, and the threads left without any (the runs that answered them follow
+//!    the run categories above).
 //!
 //! Everything is done in small batches, one transaction each, yielding in between, so runs
 //! are never held up for long. Each category or purge that removed something is recorded in
@@ -24,8 +27,8 @@ use steward_engine::Timestamp;
 use steward_executor::Clock;
 use steward_flow::FlowRetention;
 use steward_store::{
-    AuditSweep, Category, DAY_MS, DeletionReceipt, FlowSource, ObjectKind, PURGE_AFTER_DAYS, PurgeStep,
-    Purgeable, Result, RetentionDays, RunSweep, ServerStore, TableCount, WorkspacePolicy,
+    AuditSweep, Category, DAY_MS, DeletionReceipt, Error, FlowSource, ObjectKind, PURGE_AFTER_DAYS,
+    PurgeStep, Purgeable, Result, RetentionDays, RunSweep, ServerStore, TableCount, WorkspacePolicy,
 };
 use tokio::sync::watch;
 
@@ -58,12 +61,12 @@ impl Default for PruneOptions {
 pub struct Removal {
     /// `None` for audit entries outside any workspace.
     pub workspace: Option<String>,
-    /// `payloads`, `errors`, `metadata`, `audit`, or `purge` of `object`.
+    /// `payloads`, `errors`, `metadata`, `audit`, `transcripts`, or `purge` of `object`.
     pub category: String,
     /// `flow <name>`, `connection <name>` or `workspace <id>` for purges.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
-    /// Runs deleted or rewritten (audit: entries removed).
+    /// Runs deleted or rewritten (audit: entries removed; transcripts: none).
     pub runs: u64,
     /// Rows deleted or rewritten, all tables together.
     pub rows: u64,
@@ -112,6 +115,7 @@ pub async fn pass(store: &dyn ServerStore, now: Timestamp, options: &PruneOption
         now,
         options,
         report: PassReport { dry_run: options.dry_run, ..PassReport::default() },
+        store_kind: String::new(),
     };
     pass.audit().await?;
     let purged = pass.purges().await?;
@@ -172,6 +176,8 @@ struct Pass<'a> {
     now: Timestamp,
     options: &'a PruneOptions,
     report: PassReport,
+    /// The database kind receipts name (`sqlite`, `postgres`), as the audit sweep reported it.
+    store_kind: String,
 }
 
 /// What a pass purges, so the run categories leave it alone.
@@ -233,6 +239,7 @@ impl Pass<'_> {
             after_seq = last;
             self.pause().await;
         }
+        self.store_kind.clone_from(&store);
         for (workspace, rows) in removed {
             let tables = vec![TableCount { store: store.clone(), table: "audit_log".into(), rows }];
             let removal =
@@ -294,8 +301,40 @@ impl Pass<'_> {
             for category in Category::ALL {
                 self.category(&policy, &flows, *category).await?;
             }
+            self.transcripts(&policy).await?;
         }
         Ok(())
+    }
+
+    /// The workspace's chat messages older than its `transcript_days`, and the threads they
+    /// leave empty. A dry run counts them through the thread API instead.
+    async fn transcripts(&mut self, policy: &WorkspacePolicy) -> Result<()> {
+        let period = i64::from(policy.days.transcript_days) * DAY_MS;
+        let before = Timestamp(self.now.0.saturating_sub(period));
+        let workspace = &policy.workspace;
+        let rows = if self.options.dry_run {
+            self.old_messages(workspace, before).await?
+        } else {
+            self.store.prune_transcripts(workspace, before).await?
+        };
+        let table =
+            TableCount { store: self.store_kind.clone(), table: "agent_thread_messages".into(), rows };
+        let removal = removal(Some(workspace.clone()), "transcripts", None, vec![table]);
+        self.record(removal, "retention:transcripts".into()).await
+    }
+
+    /// How many of the workspace's messages were written before `before`.
+    async fn old_messages(&self, workspace: &str, before: Timestamp) -> Result<u64> {
+        let mut n = 0;
+        for thread in self.store.list_threads(workspace, None).await? {
+            match self.store.thread_messages(workspace, &thread.id).await {
+                Ok(messages) => n += messages.iter().filter(|m| m.created_at < before).count() as u64,
+                // Deleted since it was listed.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     /// One category over every flow of a workspace; one receipt for all of them.
@@ -380,7 +419,13 @@ mod tests {
 
     #[test]
     fn a_flows_block_overrides_each_period_it_names() {
-        let days = RetentionDays { payload_days: 30, error_days: 60, metadata_days: 90, audit_days: 365 };
+        let days = RetentionDays {
+            payload_days: 30,
+            error_days: 60,
+            metadata_days: 90,
+            audit_days: 365,
+            transcript_days: 90,
+        };
         let flow = flow_retention("name: f\nretention: { payloads: 12h }\nsteps: []\n");
         let p = Periods::of(&days, flow.as_ref());
         assert_eq!((p.payloads, p.errors, p.metadata), (DAY_MS / 2, 60 * DAY_MS, 90 * DAY_MS));

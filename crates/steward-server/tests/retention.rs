@@ -1,7 +1,8 @@
 //! The retention pruner and the policy API, on SQLite and PostgreSQL, with a fake clock: each
 //! category is removed when its period is over and not a millisecond before, a flow's own
-//! `retention:` wins over the workspace policy, a dry run reports exactly what the real pass
-//! then does and changes nothing, and every removal leaves a receipt in the audit log.
+//! `retention:` wins over the workspace policy, chat transcripts follow their own period, a dry
+//! run reports exactly what the real pass then does and changes nothing, and every removal
+//! leaves a receipt in the audit log.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -278,6 +279,75 @@ async fn dry_run_matches_the_real_pass_on_postgres() {
     dry_run_matches_the_real_pass(Db::Postgres).await;
 }
 
+/// A chat message older than the workspace's transcript period goes, with the thread it
+/// leaves empty; a recent one stays. A dry run counts what the real pass then removes.
+async fn transcripts_expire(db: Db) {
+    let app = TestApp::new(db).await;
+    let owner = app.workspace(WS).await;
+    let s = &*app.store;
+    let old = s.create_thread(WS, "triage", "Old", Timestamp(F)).await.unwrap();
+    s.add_message(WS, &old.id, "old-message", "run-1", Timestamp(F)).await.unwrap();
+    let mixed = s.create_thread(WS, "triage", "Mixed", Timestamp(F)).await.unwrap();
+    s.add_message(WS, &mixed.id, "old-mixed", "run-2", Timestamp(F)).await.unwrap();
+    s.add_message(WS, &mixed.id, "recent-message", "run-3", Timestamp(F + 60 * DAY_MS)).await.unwrap();
+    let contents = || async {
+        let mut out = Vec::new();
+        for thread in s.list_threads(WS, None).await.unwrap() {
+            let messages = s.thread_messages(WS, &thread.id).await.unwrap();
+            out.extend(messages.into_iter().map(|m| m.content));
+        }
+        out.sort();
+        out
+    };
+    let all = ["old-message", "old-mixed", "recent-message"];
+
+    // The default period: 90 days, and not a millisecond less.
+    let report = pass_at(s, F + 90 * DAY_MS).await;
+    assert!(report.removals.is_empty(), "{report:?}");
+    assert_eq!(contents().await, all);
+    let dry = PruneOptions { dry_run: true, ..PruneOptions::default() };
+    let dry = pruner::pass(s, Timestamp(F + 90 * DAY_MS + 1), &dry).await.unwrap();
+    assert_eq!(contents().await, all, "a dry run changes nothing");
+    let real = pass_at(s, F + 90 * DAY_MS + 1).await;
+    assert_eq!(real.removals, dry.removals);
+    assert_eq!(categories(&real), [("transcripts".to_owned(), 0)]);
+    assert_eq!(
+        (real.removals[0].rows, real.removals[0].tables[0].table.as_str()),
+        (2, "agent_thread_messages")
+    );
+    assert_eq!(contents().await, ["recent-message"]);
+    assert!(s.thread(WS, &old.id).await.is_err(), "the emptied thread went too");
+    assert_eq!(s.thread_messages(WS, &mixed.id).await.unwrap()[0].seq, 2);
+
+    // The workspace's own period, set through the API.
+    let path = format!("/api/v1/workspaces/{WS}/policy");
+    let body = json!({ "transcript_days": 30 });
+    let (status, view) = app.call(Method::PUT, &path, Some(&owner.token), Some(body)).await;
+    assert_eq!((status, &view["transcript_days"]), (StatusCode::OK, &json!(30)), "{view}");
+    pass_at(s, F + 90 * DAY_MS).await;
+    assert_eq!(contents().await, ["recent-message"], "30 days after it was written: kept");
+    pass_at(s, F + 90 * DAY_MS + 2).await;
+    assert!(contents().await.is_empty());
+
+    let filter = AuditFilter { action: Some("data.deleted".into()), before: None, limit: 10 };
+    let receipts = s.audit(WS, &filter).await.unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert!(receipts.iter().all(|r| r.object_id.as_deref() == Some("transcripts")), "{receipts:?}");
+    let text = serde_json::to_string(&receipts).unwrap();
+    assert!(!text.contains("-message") && !text.contains("old-mixed"), "receipts hold no content: {text}");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_expire_on_sqlite() {
+    transcripts_expire(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_expire_on_postgres() {
+    transcripts_expire(Db::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_api_validates_normalises_and_audits() {
     let app = TestApp::new(Db::Sqlite).await;
@@ -290,12 +360,14 @@ async fn the_policy_api_validates_normalises_and_audits() {
         (&view["payload_days"], &view["error_days"], &view["metadata_days"], &view["audit_days"]),
         (&json!(90), &json!(180), &json!(365), &json!(365))
     );
+    assert_eq!((&view["transcript_days"], &view["set"]["transcript_days"]), (&json!(90), &Value::Null));
     assert_eq!((&view["egress_hosts"], &view["set"]["payload_days"]), (&Value::Null, &Value::Null));
 
     for (body, message) in [
         (json!({ "metadata_days": 30 }), "payload_days (90) is longer than metadata_days (30)"),
         (json!({ "audit_days": 0 }), "audit_days is 0; it must be between 1 and 36500"),
         (json!({ "payload_days": 36501 }), "between 1 and 36500"),
+        (json!({ "transcript_days": 0 }), "transcript_days is 0"),
         (json!({ "egress_hosts": ["https://api.github.com"] }), "is not a host name"),
     ] {
         let (status, err) = app.call(Method::PUT, &path, Some(&owner.token), Some(body.clone())).await;

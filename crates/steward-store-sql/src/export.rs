@@ -19,6 +19,8 @@ pub(crate) enum Key {
     Int(&'static str),
     /// Two columns: text, then integer.
     TextInt(&'static str, &'static str),
+    /// Two text columns.
+    TextText(&'static str, &'static str),
 }
 
 /// Reading one table: `$1` the workspace, then the key of the last row read (one or two
@@ -78,7 +80,8 @@ const MEMBERS: Read = Read {
     key: Key::Text("user_id"),
 };
 const POLICIES: Read = plain!(
-    "workspace_id, payload_days, error_days, metadata_days, audit_days, egress_hosts, updated_at, updated_by",
+    "workspace_id, payload_days, error_days, metadata_days, audit_days, transcript_days, egress_hosts, \
+     updated_at, updated_by",
     "workspace_policies",
     "workspace_id",
     Text
@@ -128,6 +131,24 @@ const CONNECTIONS: Read = plain!(
     "id",
     Text
 );
+const AGENT_VERSIONS: Read =
+    plain!("id, workspace_id, name, version, source, digest, created_at", "agent_versions", "id", Text);
+const AGENT_USAGE: Read = Read {
+    page: "SELECT workspace_id, day, agent, input_tokens, output_tokens, cost_micros, model_calls, \
+           tool_calls FROM agent_usage WHERE workspace_id = $1 AND (day > $2 OR (day = $2 AND agent > $3)) \
+           ORDER BY day, agent LIMIT $4",
+    count: count!("agent_usage WHERE workspace_id = $1"),
+    key: Key::TextText("day", "agent"),
+};
+const AGENT_THREADS: Read =
+    plain!("id, workspace_id, agent, title, created_at, updated_at", "agent_threads", "id", Text);
+const AGENT_THREAD_MESSAGES: Read = Read {
+    page: "SELECT thread_id, seq, workspace_id, content, run_id, created_at FROM agent_thread_messages \
+           WHERE workspace_id = $1 AND (thread_id > $2 OR (thread_id = $2 AND seq > $3)) \
+           ORDER BY thread_id, seq LIMIT $4",
+    count: count!("agent_thread_messages WHERE workspace_id = $1"),
+    key: Key::TextInt("thread_id", "seq"),
+};
 const AUDIT_LOG: Read = plain!(
     "seq, at, workspace_id, actor, action, object_type, object_id, source, details, prev_hash, hash",
     "audit_log",
@@ -148,6 +169,10 @@ pub(crate) fn read(table: Table) -> Read {
         Table::Webhooks => WEBHOOKS,
         Table::Schedules => SCHEDULES,
         Table::Connections => CONNECTIONS,
+        Table::AgentVersions => AGENT_VERSIONS,
+        Table::AgentUsage => AGENT_USAGE,
+        Table::AgentThreads => AGENT_THREADS,
+        Table::AgentThreadMessages => AGENT_THREAD_MESSAGES,
         Table::AuditLog => AUDIT_LOG,
     }
 }
@@ -167,6 +192,7 @@ pub(crate) fn cursor(table: Table, key: Key, after: Option<&Row>) -> Result<Vec<
             Key::Text(_) => vec![Val::Text(Some(String::new()))],
             Key::Int(_) => vec![Val::Int(Some(i64::MIN))],
             Key::TextInt(..) => vec![Val::Text(Some(String::new())), Val::Int(Some(i64::MIN))],
+            Key::TextText(..) => vec![Val::Text(Some(String::new())), Val::Text(Some(String::new()))],
         });
     };
     let text = |col| required(text(table, row, col)?, table, col).map(|s| Val::Text(Some(s)));
@@ -175,6 +201,7 @@ pub(crate) fn cursor(table: Table, key: Key, after: Option<&Row>) -> Result<Vec<
         Key::Text(c) => vec![text(c)?],
         Key::Int(c) => vec![int(c)?],
         Key::TextInt(a, b) => vec![text(a)?, int(b)?],
+        Key::TextText(a, b) => vec![text(a)?, text(b)?],
     })
 }
 
@@ -291,12 +318,22 @@ pub(crate) const INSERT_SCHEDULE: &str = "INSERT INTO schedules (id, workspace_i
      timezone, catch_up, inputs, next_fire_at, created_by, created_at, deleted_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const INSERT_POLICY: &str = "INSERT INTO workspace_policies (workspace_id, payload_days, \
-     error_days, metadata_days, audit_days, egress_hosts, updated_at, updated_by) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+     error_days, metadata_days, audit_days, transcript_days, egress_hosts, updated_at, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /// With an empty sealed value: the secret was not exported.
 pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspace_id, name, kind, hosts, \
      settings, created_by, created_at, updated_at, rotated_at, revoked_at, deleted_at, sealed) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '')";
+pub(crate) const INSERT_AGENT_VERSION: &str = "INSERT INTO agent_versions \
+     (id, workspace_id, name, version, source, digest, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const INSERT_AGENT_USAGE: &str = "INSERT INTO agent_usage (workspace_id, day, agent, \
+     input_tokens, output_tokens, cost_micros, model_calls, tool_calls) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const INSERT_AGENT_THREAD: &str = "INSERT INTO agent_threads \
+     (id, workspace_id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const INSERT_AGENT_THREAD_MESSAGE: &str = "INSERT INTO agent_thread_messages \
+     (thread_id, seq, workspace_id, content, run_id, created_at) SELECT $1, $2, $3, $4, $5, $6 \
+     WHERE EXISTS (SELECT 1 FROM agent_threads WHERE id = $1 AND workspace_id = $3)";
 
 // A person's own data.
 

@@ -22,6 +22,7 @@ mod rows;
 mod shared;
 mod sql;
 mod sqlite;
+mod threads;
 mod triggers;
 mod vault;
 mod wake;

@@ -14,18 +14,20 @@ use crate::rows::RowExt;
 // Policies.
 
 pub(crate) const POLICY: &str = "SELECT workspace_id, payload_days, error_days, metadata_days, audit_days, \
-     egress_hosts, updated_at, updated_by FROM workspace_policies WHERE workspace_id = $1";
+     transcript_days, egress_hosts, updated_at, updated_by FROM workspace_policies WHERE workspace_id = $1";
 pub(crate) const UPSERT_POLICY: &str = "INSERT INTO workspace_policies (workspace_id, payload_days, \
-     error_days, metadata_days, audit_days, egress_hosts, updated_at, updated_by) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (workspace_id) DO UPDATE SET \
+     error_days, metadata_days, audit_days, transcript_days, egress_hosts, updated_at, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (workspace_id) DO UPDATE SET \
      payload_days = excluded.payload_days, error_days = excluded.error_days, \
      metadata_days = excluded.metadata_days, audit_days = excluded.audit_days, \
-     egress_hosts = excluded.egress_hosts, updated_at = excluded.updated_at, updated_by = excluded.updated_by";
+     transcript_days = excluded.transcript_days, egress_hosts = excluded.egress_hosts, \
+     updated_at = excluded.updated_at, updated_by = excluded.updated_by";
 
 // What there is to prune.
 
 pub(crate) const WORKSPACES: &str = "SELECT workspace_id AS id FROM flows UNION SELECT id FROM workspaces \
-     UNION SELECT workspace_id FROM connections UNION SELECT workspace_id FROM workspace_policies ORDER BY 1";
+     UNION SELECT workspace_id FROM connections UNION SELECT workspace_id FROM workspace_policies \
+     UNION SELECT workspace_id FROM agent_threads ORDER BY 1";
 /// Each flow with its newest version's source.
 pub(crate) const FLOW_SOURCES: &str = "SELECT f.id, f.name, f.deleted_at, v.source \
      FROM flows f JOIN flow_versions v ON v.flow_id = f.id WHERE f.workspace_id = $1 \
@@ -128,6 +130,10 @@ pub(crate) fn purge_rest(kind: ObjectKind) -> &'static [(&'static str, &'static 
             ("run_signals", "DELETE FROM run_signals WHERE workspace_id = $2"),
             ("webhooks", "DELETE FROM webhooks WHERE workspace_id = $2"),
             ("schedules", "DELETE FROM schedules WHERE workspace_id = $2"),
+            ("agent_thread_messages", "DELETE FROM agent_thread_messages WHERE workspace_id = $2"),
+            ("agent_threads", "DELETE FROM agent_threads WHERE workspace_id = $2"),
+            ("agent_versions", "DELETE FROM agent_versions WHERE workspace_id = $2"),
+            ("agent_usage", "DELETE FROM agent_usage WHERE workspace_id = $2"),
             ("flow_versions", "DELETE FROM flow_versions WHERE workspace_id = $2"),
             ("flows", "DELETE FROM flows WHERE workspace_id = $2"),
             ("connections", "DELETE FROM connections WHERE workspace_id = $2"),
@@ -173,6 +179,7 @@ pub(crate) fn policy(row: &impl RowExt) -> Result<WorkspacePolicy> {
         error_days: days(row, "error_days")?,
         metadata_days: days(row, "metadata_days")?,
         audit_days: days(row, "audit_days")?,
+        transcript_days: days(row, "transcript_days")?,
         egress_hosts: hosts.map(|h| from_json(&h, "egress hosts")).transpose()?,
     };
     Ok(WorkspacePolicy {

@@ -26,6 +26,7 @@ mod export;
 mod flows;
 mod retention;
 mod runs;
+mod threads;
 mod triggers;
 mod vault;
 
@@ -36,6 +37,7 @@ pub(crate) use export::export_store;
 pub(crate) use flows::flow_store;
 pub(crate) use retention::retention_store;
 pub(crate) use runs::run_store;
+pub(crate) use threads::thread_store;
 pub(crate) use triggers::trigger_store;
 pub(crate) use vault::vault_store;
 
@@ -52,6 +54,7 @@ macro_rules! store_traits {
         $crate::shared::retention_store!($Store);
         $crate::shared::dataflow_store!($Store);
         $crate::shared::agent_store!($Store);
+        $crate::shared::thread_store!($Store);
 
         #[async_trait::async_trait]
         impl steward_store::Wakeup for $Store {

@@ -111,6 +111,14 @@ conformance! {
         agent_versions_number_dedupe_and_stay_in_their_workspace,
         usage_adds_up_per_day_and_agent,
     ],
+    threads: [
+        threads_are_listed_by_activity_and_stay_in_their_workspace,
+        messages_are_numbered_in_order_and_move_the_thread,
+        deleting_a_thread_removes_its_messages,
+        concurrent_messages_get_distinct_numbers,
+        pruning_transcripts_takes_old_messages_and_emptied_threads,
+        pruning_goes_on_past_one_batch,
+    ],
     vault: [
         a_workspace_has_one_data_key_and_rotation_is_compare_and_set,
         concurrent_first_keys_agree_on_one,

@@ -70,6 +70,13 @@ pub enum Table {
     Webhooks,
     Schedules,
     Connections,
+    /// Every version of every agent definition.
+    AgentVersions,
+    /// Agents' usage counters per day.
+    AgentUsage,
+    /// Chat threads and the messages people wrote in them.
+    AgentThreads,
+    AgentThreadMessages,
     AuditLog,
 }
 
@@ -87,6 +94,10 @@ impl Table {
         Table::Webhooks,
         Table::Schedules,
         Table::Connections,
+        Table::AgentVersions,
+        Table::AgentUsage,
+        Table::AgentThreads,
+        Table::AgentThreadMessages,
         Table::AuditLog,
     ];
 
@@ -104,6 +115,10 @@ impl Table {
             Table::Webhooks => "webhooks",
             Table::Schedules => "schedules",
             Table::Connections => "connections",
+            Table::AgentVersions => "agent_versions",
+            Table::AgentUsage => "agent_usage",
+            Table::AgentThreads => "agent_threads",
+            Table::AgentThreadMessages => "agent_thread_messages",
             Table::AuditLog => "audit_log",
         }
     }
@@ -126,6 +141,10 @@ impl Table {
             Table::Webhooks => WEBHOOKS_COLUMNS,
             Table::Schedules => SCHEDULES_COLUMNS,
             Table::Connections => CONNECTIONS_COLUMNS,
+            Table::AgentVersions => AGENT_VERSIONS_COLUMNS,
+            Table::AgentUsage => AGENT_USAGE_COLUMNS,
+            Table::AgentThreads => AGENT_THREADS_COLUMNS,
+            Table::AgentThreadMessages => AGENT_THREAD_MESSAGES_COLUMNS,
             Table::AuditLog => AUDIT_LOG_COLUMNS,
         }
     }
@@ -138,6 +157,7 @@ const POLICIES_COLUMNS: &[Column] = &[
     i("error_days"),
     i("metadata_days"),
     i("audit_days"),
+    i("transcript_days"),
     t("egress_hosts"),
     i("updated_at"),
     t("updated_by"),
@@ -204,6 +224,22 @@ const CONNECTIONS_COLUMNS: &[Column] = &[
     i("revoked_at"),
     i("deleted_at"),
 ];
+const AGENT_VERSIONS_COLUMNS: &[Column] =
+    &[t("id"), t("workspace_id"), t("name"), i("version"), t("source"), t("digest"), i("created_at")];
+const AGENT_USAGE_COLUMNS: &[Column] = &[
+    t("workspace_id"),
+    t("day"),
+    t("agent"),
+    i("input_tokens"),
+    i("output_tokens"),
+    i("cost_micros"),
+    i("model_calls"),
+    i("tool_calls"),
+];
+const AGENT_THREADS_COLUMNS: &[Column] =
+    &[t("id"), t("workspace_id"), t("agent"), t("title"), i("created_at"), i("updated_at")];
+const AGENT_THREAD_MESSAGES_COLUMNS: &[Column] =
+    &[t("thread_id"), i("seq"), t("workspace_id"), t("content"), t("run_id"), i("created_at")];
 const AUDIT_LOG_COLUMNS: &[Column] = &[
     i("seq"),
     i("at"),

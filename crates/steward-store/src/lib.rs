@@ -15,12 +15,12 @@ mod agents;
 mod audit;
 mod dataflow;
 mod days;
-mod threads;
 mod export;
 pub mod prune;
 mod receipts;
 mod records;
 mod retention;
+mod threads;
 mod triggers;
 mod vault;
 
@@ -29,11 +29,11 @@ pub use agents::*;
 pub use audit::*;
 pub use dataflow::*;
 pub use days::{day_before, day_of, usage_total};
-pub use threads::{Thread, ThreadMessage, ThreadStore};
 pub use export::*;
 pub use receipts::*;
 pub use records::*;
 pub use retention::*;
+pub use threads::{Thread, ThreadMessage, ThreadStore};
 pub use triggers::*;
 pub use vault::*;
 

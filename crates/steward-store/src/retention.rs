@@ -2,7 +2,8 @@
 //! of a store to enforce it.
 //!
 //! A workspace's [`WorkspacePolicy`] says how many days run payloads, error details, run
-//! metadata and audit entries are kept (defaults in [`RetentionDays::default`]); a flow file
+//! metadata, audit entries and chat transcripts are kept (defaults in
+//! [`RetentionDays::default`]); a flow file
 //! may shorten or lengthen the run categories for its own runs (the pruner resolves that,
 //! since only it reads flow files). The store then answers small, bounded requests, each one
 //! transaction: [`RetentionStore::sweep_runs`] for one category of one flow's runs,
@@ -35,12 +36,15 @@ pub struct RetentionDays {
     pub error_days: u32,
     pub metadata_days: u32,
     pub audit_days: u32,
+    /// The messages people write in chat threads ([`crate::ThreadStore`]); the runs that
+    /// answer them follow the run categories.
+    pub transcript_days: u32,
 }
 
 impl Default for RetentionDays {
     /// The installation's defaults, which also apply to audit entries outside any workspace.
     fn default() -> Self {
-        Self { payload_days: 90, error_days: 180, metadata_days: 365, audit_days: 365 }
+        Self { payload_days: 90, error_days: 180, metadata_days: 365, audit_days: 365, transcript_days: 90 }
     }
 }
 
@@ -51,6 +55,7 @@ pub struct PolicySettings {
     pub error_days: Option<u32>,
     pub metadata_days: Option<u32>,
     pub audit_days: Option<u32>,
+    pub transcript_days: Option<u32>,
     /// Hosts the workspace's flows may send requests to (`api.github.com`, `*.example.com`);
     /// `None` sets no allowlist.
     pub egress_hosts: Option<Vec<String>>,
@@ -65,6 +70,7 @@ impl PolicySettings {
             error_days: self.error_days.unwrap_or(d.error_days),
             metadata_days: self.metadata_days.unwrap_or(d.metadata_days),
             audit_days: self.audit_days.unwrap_or(d.audit_days),
+            transcript_days: self.transcript_days.unwrap_or(d.transcript_days),
         }
     }
 
@@ -77,6 +83,7 @@ impl PolicySettings {
             ("error_days", self.error_days),
             ("metadata_days", self.metadata_days),
             ("audit_days", self.audit_days),
+            ("transcript_days", self.transcript_days),
         ];
         for (name, days) in named {
             if let Some(d) = days.filter(|d| !(1..=MAX_DAYS).contains(d)) {
@@ -281,7 +288,8 @@ pub struct FlowSource {
 /// What the retention pruner needs from a store.
 #[async_trait]
 pub trait RetentionStore: PolicyStore + AuditStore {
-    /// Every workspace with stored data (flows, connections, a workspace row or a policy).
+    /// Every workspace with stored data (flows, connections, chat threads, a workspace row or a
+    /// policy).
     async fn retention_workspaces(&self) -> Result<Vec<String>>;
 
     /// The workspace's flows, deleted ones too, each with its newest version's source.

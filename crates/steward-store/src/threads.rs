@@ -34,7 +34,13 @@ pub struct ThreadMessage {
 
 #[async_trait]
 pub trait ThreadStore: Send + Sync {
-    async fn create_thread(&self, workspace: &str, agent: &str, title: &str, now: Timestamp) -> Result<Thread>;
+    async fn create_thread(
+        &self,
+        workspace: &str,
+        agent: &str,
+        title: &str,
+        now: Timestamp,
+    ) -> Result<Thread>;
 
     /// One thread; `NotFound` in other workspaces.
     async fn thread(&self, workspace: &str, id: &str) -> Result<Thread>;

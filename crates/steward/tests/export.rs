@@ -28,6 +28,10 @@ const TABLES: &[&str] = &[
     "webhooks",
     "schedules",
     "connections",
+    "agent_versions",
+    "agent_usage",
+    "agent_threads",
+    "agent_thread_messages",
     "audit_log",
 ];
 /// A flow whose source has commas, quotes and line breaks, for the CSV quoting.
@@ -111,7 +115,7 @@ struct Canaries {
 }
 
 /// A workspace with flows, a parent and a child run, a cancelled run (a signal), a member,
-/// a webhook, a schedule, a connection and audit entries.
+/// a webhook, a schedule, a connection, agents with usage, a chat thread and audit entries.
 async fn populate(db: &Db) -> Canaries {
     db.create_user("ada@example.com", WS);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/invoice-total.yaml");
@@ -160,10 +164,31 @@ async fn populate(db: &Db) -> Canaries {
     let policy = steward_store::PolicySettings {
         payload_days: Some(30),
         audit_days: Some(400),
+        transcript_days: Some(60),
         egress_hosts: Some(vec!["api.example.com".into()]),
         ..Default::default()
     };
     store.set_policy(WS, &policy, "user:1", now).await.unwrap();
+    store
+        .save_agent(WS, "triage", "name: triage\ninstructions: \"Sort, then say \\\"done\\\"\"\n", "d1", now)
+        .await
+        .unwrap();
+    store.save_agent(WS, "triage", "name: triage\ninstructions: Sort.\n", "d2", now).await.unwrap();
+    let usage = steward_store::UsageDelta {
+        workspace: WS.into(),
+        day: "2023-11-14".into(),
+        agent: "triage".into(),
+        input_tokens: 120,
+        output_tokens: 40,
+        cost_micros: 95,
+        model_calls: 2,
+        tool_calls: 1,
+    };
+    store.add_usage(&usage).await.unwrap();
+    store.add_usage(&steward_store::UsageDelta { day: "2023-11-15".into(), ..usage }).await.unwrap();
+    let thread = store.create_thread(WS, "triage", "Where is my order?", now).await.unwrap();
+    store.add_message(WS, &thread.id, "Where is my order, \"#42\"?\nThanks", "run-1", now).await.unwrap();
+    store.add_message(WS, &thread.id, "And the invoice?", "run-2", now).await.unwrap();
     canaries
 }
 
@@ -207,9 +232,19 @@ async fn round_trip(db: &Db, target: &Db) {
 
     let after = target.path("after");
     target.ok(&["export", "--out", after.to_str().unwrap()]);
-    for table in
-        ["workspaces", "workspace_policies", "flows", "flow_versions", "runs", "run_events", "schedules"]
-    {
+    for table in [
+        "workspaces",
+        "workspace_policies",
+        "flows",
+        "flow_versions",
+        "runs",
+        "run_events",
+        "schedules",
+        "agent_versions",
+        "agent_usage",
+        "agent_threads",
+        "agent_thread_messages",
+    ] {
         let rows = read_jsonl(&before, table);
         assert!(!rows.is_empty(), "{table} has rows to compare");
         assert_eq!(rows, read_jsonl(&after, table), "{table}");

@@ -7,6 +7,7 @@
 mod budget;
 mod model;
 mod runtime;
+mod taps;
 mod tools;
 
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use steward_flow::AgentStep;
 
 pub use budget::WorkspaceBudget;
 pub(crate) use runtime::AgentRuntime;
+pub use taps::Tap;
 
 use crate::step::{Attempt, Services};
 

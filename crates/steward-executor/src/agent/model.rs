@@ -93,7 +93,16 @@ async fn call_one(
         retry: RetryPolicy::default(),
         timeout: CALL_TIMEOUT,
     };
-    let result = client.complete(req, None).await;
+    // Stream only while someone listens to this run's answer.
+    let result = match sv.agents.taps.sender(&a.run_id) {
+        Some(tx) => {
+            let mut forward = |text: &str| {
+                let _ = tx.send(text.to_owned());
+            };
+            client.complete(req, Some(&mut forward)).await
+        }
+        None => client.complete(req, None).await,
+    };
     let sent = std::mem::take(&mut *transport.sent.lock().unwrap_or_else(PoisonError::into_inner));
     let categories: Vec<String> = categories(pass);
     record_sent(pass.sent, &a.key, sent, &categories);

@@ -16,6 +16,8 @@ pub(crate) struct AgentRuntime {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) prices: PriceTable,
     pub(crate) budget: WorkspaceBudget,
+    /// Listeners to answers as they are written.
+    pub(crate) taps: Arc<super::taps::Taps>,
     defs: Mutex<HashMap<String, Arc<AgentDef>>>,
 }
 
@@ -27,7 +29,7 @@ impl std::fmt::Debug for AgentRuntime {
 
 impl AgentRuntime {
     pub(crate) fn new(store: Arc<dyn Store>, prices: PriceTable, budget: WorkspaceBudget) -> Self {
-        Self { store, prices, budget, defs: Mutex::new(HashMap::new()) }
+        Self { store, prices, budget, taps: Arc::default(), defs: Mutex::new(HashMap::new()) }
     }
 
     /// The newest version of an agent: its id and definition.

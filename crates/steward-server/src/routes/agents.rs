@@ -200,14 +200,23 @@ pub(crate) async fn start(
     name: &str,
     inputs: Value,
 ) -> ApiResult<super::runs::Started> {
+    let version = runner_version(state, access, name).await?;
+    let run_id = state.executor().start_run(&version, inputs).await?;
+    state.metrics().run_started("api");
+    Ok(super::runs::Started { run_id, flow_version_id: version.id })
+}
+
+/// The version of the agent's runner flow a new run starts with.
+pub(crate) async fn runner_version(
+    state: &AppState,
+    access: &Access,
+    name: &str,
+) -> ApiResult<steward_store::FlowVersion> {
     let agent = agent_name(name)?;
     latest(state, access, name).await?;
     let store = state.executor().store().as_ref();
     let runner = steward_executor::ensure_runner(store, &access.workspace, &agent, state.now()).await?;
-    let version = state.startable_version(&access.workspace, &runner.name).await?;
-    let run_id = state.executor().start_run(&version, inputs).await?;
-    state.metrics().run_started("api");
-    Ok(super::runs::Started { run_id, flow_version_id: version.id })
+    state.startable_version(&access.workspace, &runner.name).await
 }
 
 fn agent_name(name: &str) -> ApiResult<AgentName> {

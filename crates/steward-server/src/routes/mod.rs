@@ -6,6 +6,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod connections;
 pub mod export;
 pub mod flows;
@@ -41,12 +42,13 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .merge(policy::router())
         .merge(agents::router())
         .merge(approvals::router())
+        .merge(chat::router())
         .split_for_parts();
     doc.info = InfoBuilder::new()
         .title("Steward API")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "Flows, agents, runs, approvals, usage, connections, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
+            "Flows, agents, chat threads, runs, approvals, usage, connections, workspaces and the audit log. Errors are JSON: {\"error\": {\"code\", \"message\"}}. \
              Each operation's security scope is the permission it needs in the workspace.",
         ))
         .build();

@@ -1,6 +1,7 @@
-//! The workspace's data-handling policy: how long each category of data is kept (see
-//! `docs/retention.md`) and the hosts its flows may send requests to. Every member may read
-//! it; changing it takes `workspace:admin` and is audited with the old and new values.
+//! The workspace's data-handling policy: how long each category of data, chat transcripts
+//! included, is kept (see `docs/retention.md`) and the hosts its flows may send requests to.
+//! Every member may read it; changing it takes `workspace:admin` and is audited with the old
+//! and new values.
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// What may be set; a field left out or `null` takes the default (days: payloads 90, error
-/// details 180, run metadata 365, audit entries 365; hosts: no allowlist).
+/// details 180, run metadata 365, audit entries 365, chat transcripts 90; hosts: no allowlist).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
@@ -34,6 +35,9 @@ pub struct PolicyBody {
     pub metadata_days: Option<u32>,
     /// Days audit entries of the workspace are kept.
     pub audit_days: Option<u32>,
+    /// Days the messages people write in chat threads are kept (the runs that answer them
+    /// follow the three run periods above).
+    pub transcript_days: Option<u32>,
     /// Hosts the workspace's flows may send requests to (`api.github.com`, `*.example.com`);
     /// `null`: no allowlist.
     pub egress_hosts: Option<Vec<String>>,
@@ -46,6 +50,7 @@ impl From<PolicySettings> for PolicyBody {
             error_days: s.error_days,
             metadata_days: s.metadata_days,
             audit_days: s.audit_days,
+            transcript_days: s.transcript_days,
             egress_hosts: s.egress_hosts,
         }
     }
@@ -58,6 +63,7 @@ pub struct PolicyView {
     pub error_days: u32,
     pub metadata_days: u32,
     pub audit_days: u32,
+    pub transcript_days: u32,
     pub egress_hosts: Option<Vec<String>>,
     /// The values set (`null`: the default applies).
     pub set: PolicyBody,
@@ -72,6 +78,7 @@ impl From<WorkspacePolicy> for PolicyView {
             error_days: p.days.error_days,
             metadata_days: p.days.metadata_days,
             audit_days: p.days.audit_days,
+            transcript_days: p.days.transcript_days,
             egress_hosts: p.settings.egress_hosts.clone(),
             set: p.settings.into(),
             updated_at: p.updated_at.map(millis),
@@ -112,6 +119,7 @@ async fn set_policy(
         error_days: body.error_days,
         metadata_days: body.metadata_days,
         audit_days: body.audit_days,
+        transcript_days: body.transcript_days,
         egress_hosts: body.egress_hosts.map(crate::hosts::normalize_hosts).transpose()?,
     };
     settings.check().map_err(ApiError::invalid)?;

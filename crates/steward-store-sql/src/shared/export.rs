@@ -186,8 +186,8 @@ macro_rules! export_store {
                     *self.report.imported.entry(table.name().to_owned()).or_default() += 1;
                 }
 
-                /// The statement for a row of a table keyed by `id`, and what changes in it on
-                /// the way in.
+                /// The statement for a row of a table keyed by its first column, and what
+                /// changes in it on the way in.
                 fn prepare(&mut self, table: Table, vals: &mut Vec<Val>) -> Result<&'static str> {
                     let id = match &vals[0] {
                         Val::Text(Some(id)) => id.clone(),
@@ -199,6 +199,10 @@ macro_rules! export_store {
                         Table::Flows => sql::INSERT_FLOW,
                         Table::FlowVersions => sql::INSERT_FLOW_VERSION,
                         Table::Schedules => sql::INSERT_SCHEDULE,
+                        Table::AgentVersions => sql::INSERT_AGENT_VERSION,
+                        Table::AgentUsage => sql::INSERT_AGENT_USAGE,
+                        Table::AgentThreads => sql::INSERT_AGENT_THREAD,
+                        Table::AgentThreadMessages => sql::INSERT_AGENT_THREAD_MESSAGE,
                         Table::Runs => {
                             let parent = sql::position(table, "parent_run_id");
                             if let Val::Text(Some(p)) = std::mem::replace(&mut vals[parent], Val::Text(None)) {

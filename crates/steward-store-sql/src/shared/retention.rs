@@ -71,6 +71,7 @@ macro_rules! retention_store {
                         .bind(sql::bind_days(settings.error_days))
                         .bind(sql::bind_days(settings.metadata_days))
                         .bind(sql::bind_days(settings.audit_days))
+                        .bind(sql::bind_days(settings.transcript_days))
                         .bind(hosts)
                         .bind(now.0)
                         .bind(by)

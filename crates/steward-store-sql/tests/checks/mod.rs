@@ -12,5 +12,6 @@ pub mod journal;
 pub mod listing;
 pub mod retention;
 pub mod signals;
+pub mod threads;
 pub mod triggers;
 pub mod vault;

@@ -136,6 +136,16 @@ pub async fn policies_default_validate_and_update(db: &TestDb) {
 
     let back = s.set_policy(WS, &PolicySettings::default(), "user:bob", at(T0 + 2)).await.unwrap();
     assert_eq!((back.days.payload_days, back.settings.egress_hosts), (90, None));
+
+    // Transcripts: 90 days unless set; unrelated to how long runs are kept.
+    assert_eq!(back.days.transcript_days, 90);
+    let transcripts = PolicySettings { transcript_days: Some(400), ..PolicySettings::default() };
+    let stored = s.set_policy(WS, &transcripts, "user:ada", at(T0 + 3)).await.unwrap();
+    assert_eq!((stored.settings.transcript_days, stored.days.transcript_days), (Some(400), 400));
+    assert_eq!(s.policy(WS).await.unwrap(), stored);
+    let zero = PolicySettings { transcript_days: Some(0), ..PolicySettings::default() };
+    let err = s.set_policy(WS, &zero, "user:ada", at(T0 + 4)).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("transcript_days is 0")), "{err:?}");
 }
 
 /// Each category applies at its cutoff and not a millisecond before; each run is rewritten
@@ -387,6 +397,20 @@ pub async fn purging_a_workspace_removes_it_from_every_table(db: &TestDb) {
         revoked_at: None,
     };
     s.create_token(&token).await.unwrap();
+    s.save_agent(&ws, "triage", "name: triage", "d1", at(T0)).await.unwrap();
+    let usage = steward_store::UsageDelta {
+        workspace: ws.clone(),
+        day: "2023-11-14".into(),
+        agent: "triage".into(),
+        input_tokens: 1,
+        output_tokens: 1,
+        cost_micros: 1,
+        model_calls: 1,
+        tool_calls: 0,
+    };
+    s.add_usage(&usage).await.unwrap();
+    let thread = s.create_thread(&ws, "triage", "Hello", at(T0)).await.unwrap();
+    s.add_message(&ws, &thread.id, "hello", "run-1", at(T0)).await.unwrap();
     // Another workspace's data stays.
     let other = save(s, OTHER, "f", "d1", T0).await;
     let other_run = finished_run(s, &other, T0, None).await;
@@ -406,6 +430,10 @@ pub async fn purging_a_workspace_removes_it_from_every_table(db: &TestDb) {
         "workspace_policies",
         "api_tokens",
         "memberships",
+        "agent_versions",
+        "agent_usage",
+        "agent_threads",
+        "agent_thread_messages",
         "workspaces",
     ] {
         assert!(rows(&real, table) > 0, "{table}: {real:?}");

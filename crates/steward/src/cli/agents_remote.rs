@@ -63,7 +63,7 @@ pub async fn agents(remote: &Remote, cmd: AgentsCommand) -> anyhow::Result<ExitC
             eprintln!("deleted agent {name}");
         }
         AgentsCommand::Run(args) => return run(remote, args).await,
-        AgentsCommand::Chat(_) => bail!("chat is not built yet"),
+        AgentsCommand::Chat(args) => return super::chat::chat(remote, args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

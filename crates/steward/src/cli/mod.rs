@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agents;
 pub mod agents_remote;
 pub mod approvals;
+pub mod chat;
 pub mod connections;
 pub mod export;
 pub mod flows;

@@ -60,6 +60,25 @@ impl Remote {
         Ok(Err(Refused { status, message }))
     }
 
+    /// Sends a request whose answer is read as it comes (Server-Sent Events); fails the
+    /// command on a refusal.
+    pub(super) async fn stream(&self, path: &str, body: Value) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}/api/v1/workspaces/{}{path}", self.server.trim_end_matches('/'), self.workspace);
+        let mut req = Self::client()?.post(&url).json(&body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let response = req.send().await.with_context(|| format!("cannot reach {}", self.server))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let message = value["error"]["message"].as_str().unwrap_or(&text).to_owned();
+            bail!("the server refused ({}): {message}", status.as_u16());
+        }
+        Ok(response)
+    }
+
     /// Calls and fails the command on a refusal.
     pub(super) async fn must(
         &self,

@@ -17,8 +17,9 @@ use crate::local::Location;
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
-    /// Delete what the retention policies and the 30-day grace period of deleted objects say
-    /// is due (`--workspace` for one workspace only), and print what was deleted.
+    /// Delete what the retention policies (run data, audit entries, chat transcripts) and the
+    /// 30-day grace period of deleted objects say is due (`--workspace` for one workspace
+    /// only), and print what was deleted.
     Prune {
         /// Print what would be deleted; change nothing.
         #[arg(long)]
@@ -90,6 +91,7 @@ fn print_report(report: &PassReport) {
         let what = match (&r.object, r.category.as_str()) {
             (Some(object), _) => format!("purge of {object}"),
             (None, "audit") => "audit".to_owned(),
+            (None, "transcripts") => "chat transcripts".to_owned(),
             (None, category) => format!("{category} of {} runs", r.runs),
         };
         let tables: Vec<String> = r.tables.iter().map(|t| format!("{} {}", t.table, t.rows)).collect();
