@@ -239,6 +239,21 @@ impl Executor {
         self.inner.progress.subscribe()
     }
 
+    /// Replaces the workspace's secret values in `value` with their placeholders, as is done
+    /// to what starts a run; for text kept outside runs (chat messages).
+    pub async fn redact(&self, workspace: &str, value: &mut Value) {
+        let redactor = self.inner.services.vault.redactor(workspace, self.now()).await;
+        if !redactor.is_empty() {
+            redactor.redact_value(value);
+        }
+    }
+
+    /// Says that `workspace`'s secrets changed (a connection made or rotated), so redaction
+    /// in this process knows the new values at once.
+    pub fn secrets_changed(&self, workspace: &str) {
+        self.inner.services.vault.forget(workspace);
+    }
+
     /// Listens to the answers of agent steps in `run_id` as the model writes them, for model
     /// calls this process makes while the tap is open.
     pub fn tap(&self, run_id: &str) -> agent::Tap {

@@ -109,6 +109,12 @@ impl Vault {
         Ok(hosts)
     }
 
+    /// Forgets what was read of `workspace`'s secrets, after one was added or changed here,
+    /// so that the next redaction knows it at once (other processes within a few seconds).
+    pub(crate) fn forget(&self, workspace: &str) {
+        self.redactors.lock().unwrap_or_else(PoisonError::into_inner).remove(workspace);
+    }
+
     /// The redactor of `workspace`'s secrets (and live OAuth2 tokens). When the secrets cannot
     /// be read, the last known redactor is used, and an error is logged.
     pub(crate) async fn redactor(&self, workspace: &str, now: Timestamp) -> Arc<Redactor> {

@@ -201,5 +201,24 @@ async fn threads_stay_in_their_workspace_and_need_payload_access() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(p.count(), 1);
+
+    // A secret pasted into a message is kept and sent only as its placeholder.
+    let connection = json!({ "name": "billing", "kind": "bearer", "hosts": ["api.example.com"], "secret": "sk_live_CANARY_7731" });
+    let (status, made) = app.call(Method::POST, &path("/connections"), Some(&token), Some(connection)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    p.enqueue(Reply::text("noted"));
+    send(&app, &token, &id, "my key is sk_live_CANARY_7731, keep it").await;
+    let sent = p.last().unwrap().body.to_string();
+    assert!(!sent.contains("sk_live_CANARY_7731") && sent.contains("[redacted:billing]"), "{sent}");
+    let (_, detail) = app.call(Method::GET, &path(&format!("/threads/{id}")), Some(&token), None).await;
+    let kept = detail.to_string();
+    assert!(!kept.contains("sk_live_CANARY_7731") && kept.contains("[redacted:billing]"), "{kept}");
+    if let Some(db) = app.sqlite_path() {
+        let bytes = std::fs::read(db).unwrap();
+        assert!(
+            !bytes.windows(19).any(|w| w == b"sk_live_CANARY_7731"),
+            "the database never holds the secret"
+        );
+    }
     app.finish().await;
 }

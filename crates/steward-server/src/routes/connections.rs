@@ -145,6 +145,7 @@ async fn create_connection(
     };
     state.store().create_connection(&c).await?;
     let details = json!({ "kind": c.kind, "hosts": c.hosts });
+    state.executor().secrets_changed(&access.workspace);
     state.audit_in(&access, "connection.created", ("connection", &c.name), details).await?;
     Ok((StatusCode::CREATED, axum::Json(c.into())))
 }
@@ -181,6 +182,7 @@ async fn rotate_connection(
     let secret = Secret::from(req.secret.as_str());
     let sealed = state.keyring().seal(&access.workspace, &name, &secret, now).await.map_err(vault)?;
     let c = state.store().rotate_connection(&access.workspace, &name, &sealed, now).await?;
+    state.executor().secrets_changed(&access.workspace);
     state.audit_in(&access, "connection.rotated", ("connection", &name), json!({})).await?;
     Ok(axum::Json(c.into()))
 }

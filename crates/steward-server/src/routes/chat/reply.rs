@@ -64,6 +64,10 @@ pub(super) async fn send_message(
         return Err(ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message));
     }
     let thread = state.store().thread(&access.workspace, &id).await?;
+    // A secret pasted into a message is replaced before it is kept or sent anywhere.
+    let mut content = Value::String(req.content);
+    state.executor().redact(&access.workspace, &mut content).await;
+    let content = super::text_of(&content);
     let version = super::super::agents::runner_version(&state, &access, &thread.agent).await?;
     let history = super::history(&state, &access.workspace, &thread.id).await?;
     let run_id = uuid::Uuid::now_v7().to_string();
@@ -71,8 +75,8 @@ pub(super) async fn send_message(
     let tap = state.executor().tap(&run_id);
     let progress = state.executor().subscribe();
     let message =
-        state.store().add_message(&access.workspace, &thread.id, &req.content, &run_id, state.now()).await?;
-    let inputs = json!({ "task": req.content, "history": history });
+        state.store().add_message(&access.workspace, &thread.id, &content, &run_id, state.now()).await?;
+    let inputs = json!({ "task": content, "history": history });
     let trigger = json!({ "type": "chat", "thread_id": thread.id, "seq": message.seq });
     state.executor().start_triggered(&version, inputs, run_id.clone(), trigger).await?;
     state.metrics().run_started("chat");
