@@ -61,6 +61,19 @@ impl Tap {
     }
 }
 
+impl Tap {
+    /// A piece of text already sent, if there is one.
+    pub fn try_recv(&mut self) -> Option<String> {
+        loop {
+            match self.rx.as_mut()?.try_recv() {
+                Ok(text) => return Some(text),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
 impl Drop for Tap {
     fn drop(&mut self) {
         drop(self.rx.take());

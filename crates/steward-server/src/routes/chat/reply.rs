@@ -113,20 +113,21 @@ impl Follow {
             return;
         }
         loop {
-            match self.refill().await {
+            match self.refill(true, &mut tap).await {
                 Ok(true) | Err(()) => return,
                 Ok(false) => {}
             }
             let poll = tokio::time::sleep(POLL);
             tokio::pin!(poll);
             loop {
+                // Text first: it was sent before the commit that ends its turn.
                 tokio::select! {
-                    _ = &mut poll => break,
+                    biased;
                     text = tap.recv() => {
                         let Some(text) = text else { continue };
                         // What was journaled before this turn began (a tool's result) goes
                         // first, so that events keep their order.
-                        if self.noticed(&mut progress) && self.refill().await != Ok(false) {
+                        if self.noticed(&mut progress) && self.refill(false, &mut tap).await.is_err() {
                             return;
                         }
                         if self.tx.send(event("token", json!({ "text": text }))).await.is_err() {
@@ -138,6 +139,7 @@ impl Follow {
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
                         _ => {}
                     },
+                    _ = &mut poll => break,
                 }
             }
         }
@@ -155,9 +157,9 @@ impl Follow {
         }
     }
 
-    /// Sends the events of new journal entries; `Ok(true)` once the run has ended, `Err`
-    /// when the client went away or the run cannot be read.
-    async fn refill(&mut self) -> Result<bool, ()> {
+    /// Sends the events of new journal entries, and with `end` the answer once the run has
+    /// ended (then `Ok(true)`); `Err` when the client went away or the run cannot be read.
+    async fn refill(&mut self, end: bool, tap: &mut steward_executor::agent::Tap) -> Result<bool, ()> {
         let journal = match self.state.store().journal(&self.run_id).await {
             Ok(j) => j,
             Err(e) => {
@@ -172,9 +174,16 @@ impl Follow {
                 self.tx.send(e).await.map_err(|_| ())?;
             }
         }
+        if !end {
+            return Ok(false);
+        }
         let Ok(run) = self.state.store().run(&self.workspace, &self.run_id).await else { return Err(()) };
         if !run.status.is_finished() {
             return Ok(false);
+        }
+        // Text sent just before the end goes before the answer.
+        while let Some(text) = tap.try_recv() {
+            self.tx.send(event("token", json!({ "text": text }))).await.map_err(|_| ())?;
         }
         let last = match (&run.status, &run.output, &run.error) {
             (RunStatus::Succeeded, Some(output), _) => {
