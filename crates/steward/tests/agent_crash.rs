@@ -6,17 +6,17 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward_engine::{Event, RunStatus};
-use steward_store::{DEFAULT_WORKSPACE, Store};
+use steward_store::Store;
 use steward_testkit::Recorder;
 use steward_testkit::model::{FakeProvider, Reply};
-
-const BIN: &str = env!("CARGO_BIN_EXE_steward");
+use support::{Env, finished};
 
 const INSTRUCTIONS: &str = "You look things up with the lookup tool.";
 const TASK: &str = "Look up order 42";
@@ -38,64 +38,14 @@ tools:
     )
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    /// `--database-url` for PostgreSQL; SQLite in `dir` otherwise.
-    url: Option<String>,
-}
-
-impl Env {
-    fn sqlite() -> Self {
-        Self { dir: tempfile::tempdir().expect("dir"), url: None }
-    }
-
-    async fn postgres() -> Self {
-        Self { dir: tempfile::tempdir().expect("dir"), url: Some(steward_testkit::fresh_pg_database().await) }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = steward_testkit::steward_command(BIN);
-        cmd.arg("--data-dir").arg(self.dir.path().join("data"));
-        if let Some(url) = &self.url {
-            cmd.arg("--database-url").arg(url);
-        }
-        cmd.env("STEWARD_LOG", "warn");
-        cmd
-    }
-
-    async fn store(&self) -> Arc<dyn Store> {
-        let target = match &self.url {
-            Some(u) => u.clone(),
-            None => self.dir.path().join("data/steward.db").to_string_lossy().into_owned(),
-        };
-        steward_store_sql::open(&target).await.expect("open store")
-    }
-
-    /// Runs `steward ARGS` to its end and returns its standard output.
-    fn steward(&self, args: &[&str]) -> String {
-        let out = self.command().args(args).output().expect("run steward");
-        assert!(out.status.success(), "steward {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8")
-    }
-
-    /// Applies the agent and queues a run of it; returns the run's id.
-    fn queue(&self, model_url: &str, tool_base: &str) -> String {
-        let file = self.dir.path().join("looker.yaml");
-        std::fs::write(&file, definition(model_url, tool_base)).expect("write agent");
-        self.steward(&["agents", "apply", file.to_str().expect("utf8 path")]);
-        let run = self.steward(&["agents", "run", "looker", TASK, "--detach"]).trim().to_owned();
-        assert!(!run.is_empty(), "`agents run --detach` printed no run id");
-        run
-    }
-
-    fn worker(&self) -> Child {
-        self.command()
-            .args(["worker", "--lease", "2s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start worker")
-    }
+/// Applies the agent and queues a run of it; returns the run's id.
+fn queue(env: &Env, model_url: &str, tool_base: &str) -> String {
+    let file = env.dir.path().join("looker.yaml");
+    std::fs::write(&file, definition(model_url, tool_base)).expect("write agent");
+    env.steward(&["agents", "apply", file.to_str().expect("utf8 path")]);
+    let run = env.steward(&["agents", "run", "looker", TASK, "--detach"]).trim().to_owned();
+    assert!(!run.is_empty(), "`agents run --detach` printed no run id");
+    run
 }
 
 /// The records journaled for the step `key`, in order.
@@ -129,22 +79,6 @@ where
     }
 }
 
-async fn finished(store: &Arc<dyn Store>, run: &str, timeout: Duration) -> steward_store::RunRecord {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let r = store.run(DEFAULT_WORKSPACE, run).await.expect("run");
-        if r.status.is_finished() {
-            return r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "run {run} did not finish within {timeout:?} after the restart (status {:?})",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Kills the worker while the model call after the tool call is in flight, restarts one, and
 /// checks the run's end state, the journal and what the model was sent.
 async fn killed_during_a_model_call(env: Env) {
@@ -157,7 +91,7 @@ async fn killed_during_a_model_call(env: Env) {
     model.enqueue(Reply::text(FINAL));
 
     let store = env.store().await;
-    let run = env.queue(&model.openai_url(), &tool.base);
+    let run = queue(&env, &model.openai_url(), &tool.base);
     let mut worker = env.worker();
     wait_until("the second model call", Duration::from_secs(30), || async { model.count() >= 2 }).await;
     wait_until("the tool's record", Duration::from_secs(10), || async {

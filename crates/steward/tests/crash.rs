@@ -3,16 +3,15 @@
 //! Completed steps never run again; the interrupted step runs again with the same
 //! idempotency key.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use steward_engine::{Event, RunStatus};
-use steward_store::{DEFAULT_WORKSPACE, Store};
+use steward_store::Store;
 use steward_testkit::Recorder;
-
-const BIN: &str = env!("CARGO_BIN_EXE_steward");
+use support::{Env, finished};
 
 const FLOW: &str = r#"
 name: crashy
@@ -32,62 +31,12 @@ steps:
 output: '${{ .steps.third.output.body.count }}'
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-    /// `--database-url` for PostgreSQL; SQLite in `dir` otherwise.
-    url: Option<String>,
-}
-
-impl Env {
-    async fn sqlite() -> Self {
-        Self { dir: tempfile::tempdir().expect("dir"), url: None }
-    }
-
-    async fn postgres() -> Self {
-        Self { dir: tempfile::tempdir().expect("dir"), url: Some(steward_testkit::fresh_pg_database().await) }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = steward_testkit::steward_command(BIN);
-        cmd.arg("--data-dir").arg(self.dir.path().join("data"));
-        if let Some(url) = &self.url {
-            cmd.arg("--database-url").arg(url);
-        }
-        cmd.env("STEWARD_LOG", "warn");
-        cmd
-    }
-
-    async fn store(&self) -> Arc<dyn Store> {
-        let target = match &self.url {
-            Some(u) => u.clone(),
-            None => self.dir.path().join("data/steward.db").to_string_lossy().into_owned(),
-        };
-        steward_store_sql::open(&target).await.expect("open store")
-    }
-
-    /// Queues a run of the flow and returns its id.
-    fn queue(&self, base: &str) -> String {
-        let file: PathBuf = self.dir.path().join("crashy.yaml");
-        std::fs::write(&file, FLOW).expect("write flow");
-        let out = self
-            .command()
-            .args(["run", "--detach", "--input"])
-            .arg(format!(r#"{{"base": "{base}"}}"#))
-            .arg(&file)
-            .output()
-            .expect("run steward");
-        assert!(out.status.success(), "steward run failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
-    }
-
-    fn worker(&self) -> Child {
-        self.command()
-            .args(["worker", "--lease", "2s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start worker")
-    }
+/// Queues a run of the flow and returns its id.
+fn queue(env: &Env, base: &str) -> String {
+    let file = env.dir.path().join("crashy.yaml");
+    std::fs::write(&file, FLOW).expect("write flow");
+    let input = format!(r#"{{"base": "{base}"}}"#);
+    env.steward(&["run", "--detach", "--input", &input, file.to_str().expect("utf8 path")]).trim().to_owned()
 }
 
 async fn wait_for_event(store: &Arc<dyn Store>, run: &str, pred: impl Fn(&Event) -> bool) {
@@ -100,17 +49,6 @@ async fn wait_for_event(store: &Arc<dyn Store>, run: &str, pred: impl Fn(&Event)
     panic!("the expected event never came in run {run}");
 }
 
-async fn finished(store: &Arc<dyn Store>, run: &str) -> steward_store::RunRecord {
-    for _ in 0..300 {
-        let r = store.run(DEFAULT_WORKSPACE, run).await.expect("run");
-        if r.status.is_finished() {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("run {run} did not finish after the restart");
-}
-
 /// Kills the worker when `at` has happened, restarts one, and checks the run's end state.
 async fn crash_and_resume(env: Env, at: &str) {
     let srv = Recorder::start().await;
@@ -118,7 +56,7 @@ async fn crash_and_resume(env: Env, at: &str) {
         srv.hang_once("second");
     }
     let store = env.store().await;
-    let run = env.queue(&srv.base);
+    let run = queue(&env, &srv.base);
     let mut worker = env.worker();
     match at {
         "wait" => {
@@ -134,7 +72,7 @@ async fn crash_and_resume(env: Env, at: &str) {
     worker.kill().expect("SIGKILL");
     worker.wait().expect("reap");
     let mut restarted = env.worker();
-    let record = finished(&store, &run).await;
+    let record = finished(&store, &run, Duration::from_secs(30)).await;
     restarted.kill().expect("stop worker");
     let _ = restarted.wait();
 
@@ -166,17 +104,17 @@ async fn crash_and_resume(env: Env, at: &str) {
 
 #[tokio::test]
 async fn sqlite_killed_during_a_wait() {
-    crash_and_resume(Env::sqlite().await, "wait").await;
+    crash_and_resume(Env::sqlite(), "wait").await;
 }
 
 #[tokio::test]
 async fn sqlite_killed_between_http_steps() {
-    crash_and_resume(Env::sqlite().await, "between").await;
+    crash_and_resume(Env::sqlite(), "between").await;
 }
 
 #[tokio::test]
 async fn sqlite_killed_during_an_http_step() {
-    crash_and_resume(Env::sqlite().await, "http").await;
+    crash_and_resume(Env::sqlite(), "http").await;
 }
 
 #[tokio::test]
