@@ -5,7 +5,8 @@
 #
 # Builds `steward` and `steward-bench` in release mode, makes sure PostgreSQL answers on
 # 127.0.0.1:5432 (scripts/ensure-postgres.sh), then runs step-overhead, commit, throughput,
-# waiting-memory, webhook and prune on both databases with their default repetitions. The raw JSON lines go to
+# waiting-memory, webhook, agent-loop and prune on both databases with their default
+# repetitions. The raw JSON lines go to
 # bench/results/<date>.jsonl (with a line describing the machine and its load average before
 # and after), the table to stdout and bench/results/<date>.md.
 #
@@ -15,10 +16,11 @@
 # build. SCENARIOS and DBS pick
 # a subset, and BENCH_TAG names the results apart from other runs of the same day, e.g.
 #   SCENARIOS=step-overhead DBS=sqlite BENCH_TAG=try2 bench/run.sh   # -> <date>-try2.jsonl
+#   SCENARIOS=agent-loop BENCH_TAG=agent bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scenarios="${SCENARIOS:-step-overhead commit throughput waiting-memory webhook prune}"
+scenarios="${SCENARIOS:-step-overhead commit throughput waiting-memory webhook agent-loop prune}"
 dbs="${DBS:-sqlite postgres}"
 limit="${BENCH_TIMEOUT:-300}"
 

@@ -118,7 +118,7 @@ async fn drop_database(url: &str) -> anyhow::Result<()> {
 }
 
 /// Not a cryptographic digest: only tells versions of the benchmark's own flows apart.
-fn digest(text: &str) -> String {
+pub fn digest(text: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);

@@ -1,12 +1,13 @@
 //! `steward-bench`: measures what a durable step costs, how many runs an executor finishes per
-//! second, how much memory a worker needs while many runs wait, and how fast `steward serve`
-//! answers a sync webhook.
+//! second, how much memory a worker needs while many runs wait, how fast `steward serve`
+//! answers a sync webhook, and what the durable agent loop adds per model turn and tool call.
 //!
 //! Every scenario prints one JSON line per repetition on stdout, then a summary line with the
 //! median, minimum and maximum of every number the repetitions reported. Progress goes to
 //! stderr. `bench/run.sh` runs every scenario on SQLite and PostgreSQL; `table` turns the JSON
 //! lines into the Markdown table of `docs/benchmarks.md`.
 
+mod agent_loop;
 mod commit;
 mod fixture;
 mod http;
@@ -49,6 +50,10 @@ enum Command {
     /// Seconds the retention pruner of `steward serve` takes to delete N expired runs (default
     /// 1,000,000), and the p99 latency of a webhook load before and while it does.
     Prune(RunArgs),
+    /// Microseconds the durable agent loop adds per model turn and per tool call: an agent
+    /// against a zero-latency fake provider on loopback, N tool calls then an answer, minus
+    /// the provider's own round trip.
+    AgentLoop(RunArgs),
     /// Prints a JSON line describing this machine and its current load average.
     Machine {
         /// A label for the line, such as `start` or `end`.
@@ -87,12 +92,15 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "sqlite")]
     pub db: Db,
     /// Repetitions, each on a fresh store (defaults: step-overhead 7, commit 5, throughput 5,
-    /// waiting-memory 3, webhook 3, prune 3).
+    /// waiting-memory 3, webhook 3, prune 3, agent-loop 5).
     #[arg(long)]
     pub reps: Option<usize>,
     /// Steps in the chain (step-overhead).
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
+    /// Tool calls of the long run (agent-loop): N turns calling a tool, then one answering.
+    #[arg(long, default_value_t = 50)]
+    pub turns: usize,
     /// Runs to queue (defaults: throughput 1000, waiting-memory 10000); appends for commit
     /// (default 2000); expired runs to prune (default 1000000).
     #[arg(long)]
@@ -154,6 +162,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Prune(args) => {
             let reps = args.reps.unwrap_or(3);
             report::repeat("prune", &args, reps, |rep| prune::rep(&args, rep)).await
+        }
+        Command::AgentLoop(args) => {
+            let reps = args.reps.unwrap_or(5);
+            report::repeat("agent-loop", &args, reps, |rep| agent_loop::rep(&args, rep)).await
         }
         Command::Machine { when } => {
             println!("{}", machine::describe(&when));

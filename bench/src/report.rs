@@ -69,6 +69,15 @@ fn median_of(values: &[f64]) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
+/// The median of `values` in any order (NaN when there are none, which prints as `null`).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    median_of(&values)
+}
+
 /// Keeps three decimals: enough for microseconds and MiB, and readable JSON.
 pub fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
