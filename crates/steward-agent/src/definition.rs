@@ -229,6 +229,13 @@ pub fn load(file: &str, text: &str) -> Result<AgentDef, LoadError> {
     if problems.is_empty() { Ok(def) } else { Err(steward_flow::located_error(file, &locations, problems)) }
 }
 
+impl AgentDef {
+    /// `provider/model` of the first model, as lists show it.
+    pub fn model_label(&self) -> String {
+        format!("{}/{}", self.model.provider.as_str(), self.model.name)
+    }
+}
+
 /// Reads a definition to store: an `instructions_file` is read with `read` (given the path as
 /// written, to resolve against the definition's own file) and put into `instructions`, so the
 /// stored text stands alone. Returns the definition and the text to store: `text` itself, or

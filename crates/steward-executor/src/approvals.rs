@@ -3,8 +3,8 @@
 //! for every process.
 
 use serde::Serialize;
-use steward_engine::{Event, Timestamp};
-use steward_store::{RunRecord, Signal, Store};
+use steward_engine::{Event, RunStatus, Timestamp};
+use steward_store::{RunFilter, RunRecord, Signal, Store};
 
 use crate::Error;
 
@@ -21,6 +21,21 @@ pub struct PendingApproval {
     pub message: Option<String>,
     /// The tool an agent wants to call.
     pub tool: Option<String>,
+}
+
+/// The most waiting runs one listing of a workspace looks at.
+pub const MAX_WAITING: usize = 500;
+
+/// The workspace's steps that wait for a decision, oldest request first, among its
+/// [`MAX_WAITING`] most recent waiting runs.
+pub async fn workspace_approvals(store: &dyn Store, workspace: &str) -> Result<Vec<PendingApproval>, Error> {
+    let filter = RunFilter { status: Some(RunStatus::Waiting), limit: MAX_WAITING, ..Default::default() };
+    let mut out = Vec::new();
+    for run in store.list_runs(workspace, &filter).await? {
+        out.extend(pending_approvals(store, &run).await?);
+    }
+    out.sort_by_key(|p| p.requested_at);
+    Ok(out)
 }
 
 /// The run's steps that wait for a decision no one has made or sent yet.

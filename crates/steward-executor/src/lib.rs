@@ -39,7 +39,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use agents::{AppliedAgent, apply_agent, ensure_runner};
-pub use approvals::{PendingApproval, pending_approvals};
+pub use approvals::{PendingApproval, pending_approvals, workspace_approvals};
 pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
 pub use ends::{EndWatch, RunEnd};

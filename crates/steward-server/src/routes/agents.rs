@@ -51,7 +51,7 @@ impl AgentView {
             digest: v.digest,
             created_at: millis(v.created_at),
             description: def.as_ref().and_then(|d| d.description.clone()),
-            model: def.map(|d| format!("{}/{}", d.model.provider.as_str(), d.model.name)),
+            model: def.map(|d| d.model_label()),
             source: with_source.then_some(v.source),
         }
     }

@@ -4,8 +4,7 @@
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use steward_auth::Permission;
-use steward_engine::RunStatus;
-use steward_store::{RunFilter, UsageRow};
+use steward_store::UsageRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,9 +13,6 @@ use crate::auth::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::millis;
-
-/// The most waiting runs one listing looks at.
-const MAX_WAITING: usize = 500;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_approvals)).routes(routes!(usage))
@@ -49,23 +45,20 @@ async fn list_approvals(
 ) -> ApiResult<axum::Json<Vec<ApprovalView>>> {
     access.require(Permission::RunsRead)?;
     let payloads = access.permissions.contains(Permission::RunsReadPayloads);
-    let filter = RunFilter { status: Some(RunStatus::Waiting), limit: MAX_WAITING, ..Default::default() };
-    let store = state.executor().store().as_ref();
-    let mut out = Vec::new();
-    for run in state.store().list_runs(&access.workspace, &filter).await? {
-        for p in steward_executor::pending_approvals(store, &run).await? {
-            out.push(ApprovalView {
-                run_id: p.run_id,
-                flow: p.flow,
-                step: p.step,
-                requested_at: millis(p.requested_at),
-                timeout_at: p.timeout_at.map(millis),
-                tool: p.tool,
-                message: if payloads { p.message } else { None },
-            });
-        }
-    }
-    out.sort_by_key(|a| a.requested_at);
+    let pending =
+        steward_executor::workspace_approvals(state.executor().store().as_ref(), &access.workspace).await?;
+    let out = pending
+        .into_iter()
+        .map(|p| ApprovalView {
+            run_id: p.run_id,
+            flow: p.flow,
+            step: p.step,
+            requested_at: millis(p.requested_at),
+            timeout_at: p.timeout_at.map(millis),
+            tool: p.tool,
+            message: if payloads { p.message } else { None },
+        })
+        .collect();
     Ok(axum::Json(out))
 }
 

@@ -186,7 +186,7 @@ pub fn summary(v: &steward_store::AgentVersion) -> Value {
     json!({
         "name": v.name,
         "version": v.version,
-        "model": def.as_ref().map(|d| format!("{}/{}", d.model.provider.as_str(), d.model.name)),
+        "model": def.as_ref().map(|d| d.model_label()),
         "description": def.and_then(|d| d.description),
     })
 }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use steward_engine::RunStatus;
-use steward_store::{DEFAULT_WORKSPACE, RunFilter};
+use steward_store::DEFAULT_WORKSPACE;
 
 use crate::local::Location;
 
@@ -54,18 +53,17 @@ impl UsageArgs {
 pub async fn approvals(location: &Location, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
     let ApprovalsCommand::List { json } = cmd;
     let store = location.open().await?;
-    let filter = RunFilter { status: Some(RunStatus::Waiting), limit: 500, ..Default::default() };
-    let mut out = Vec::new();
-    for run in store.list_runs(DEFAULT_WORKSPACE, &filter).await? {
-        for p in steward_executor::pending_approvals(store.as_ref(), &run).await? {
-            out.push(json!({
+    let pending = steward_executor::workspace_approvals(store.as_ref(), DEFAULT_WORKSPACE).await?;
+    let out: Vec<Value> = pending
+        .into_iter()
+        .map(|p| {
+            json!({
                 "run_id": p.run_id, "flow": p.flow, "step": p.step, "tool": p.tool,
                 "requested_at": p.requested_at.millis(),
                 "timeout_at": p.timeout_at.map(|t| t.millis()), "message": p.message,
-            }));
-        }
-    }
-    out.sort_by_key(|a| a["requested_at"].as_i64());
+            })
+        })
+        .collect();
     print_approvals(&Value::Array(out), json)?;
     Ok(ExitCode::SUCCESS)
 }
