@@ -83,7 +83,7 @@ pub enum Record {
 impl Record {
     /// Reads the records journaled for a step; ones this version cannot read are skipped.
     pub fn parse_all(values: &[Value]) -> Vec<Record> {
-        values.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect()
+        values.iter().filter_map(|v| Record::deserialize(v).ok()).collect()
     }
 }
 

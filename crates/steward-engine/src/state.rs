@@ -80,8 +80,9 @@ pub struct StepState {
     pub approval_message: Option<String>,
     pub child_run_id: Option<String>,
     /// What the step recorded of its progress (`step_recorded`), and the decisions made on
-    /// its suspensions, in journal order.
-    pub records: Vec<Value>,
+    /// its suspensions, in journal order. Shared, so that handing them to each pass of a
+    /// long agent step copies nothing.
+    pub records: std::sync::Arc<Vec<Value>>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
 }
@@ -103,7 +104,7 @@ impl StepState {
             items: None,
             approval_message: None,
             child_run_id: None,
-            records: Vec::new(),
+            records: Default::default(),
             started_at: None,
             finished_at: None,
         }
@@ -412,15 +413,17 @@ fn step_event(s: &mut StepState, event: &Event, at: Timestamp) {
             s.child_run_id = Some(child_run_id.clone());
         }
         Event::StepRecorded { record, .. } => {
-            s.records.push(record.clone());
+            std::sync::Arc::make_mut(&mut s.records).push(record.clone());
             s.interruptions = 0;
         }
-        Event::ApprovalDecided { approved, by, reason, .. } => s.records.push(serde_json::json!({
-            "type": "decision",
-            "approved": approved,
-            "by": by,
-            "reason": reason,
-        })),
+        Event::ApprovalDecided { approved, by, reason, .. } => {
+            std::sync::Arc::make_mut(&mut s.records).push(serde_json::json!({
+                "type": "decision",
+                "approved": approved,
+                "by": by,
+                "reason": reason,
+            }))
+        }
         Event::StepCancelled { .. } => {
             s.status = StepStatus::Cancelled;
             s.wake_at = None;

@@ -521,7 +521,7 @@ fn an_agent_step_keeps_its_records_across_continuations_with_one_attempt_number(
     record(&mut sim, "ask", vec![json!({"turn": 2}), json!({"tool": "x"})]);
     sim.outcome("ask", Outcome::Succeeded(json!("done")));
     let s = sim.state.step("ask").expect("step");
-    assert_eq!(s.records, vec![json!({"turn": 1}), json!({"turn": 2}), json!({"tool": "x"})]);
+    assert_eq!(*s.records, vec![json!({"turn": 1}), json!({"turn": 2}), json!({"tool": "x"})]);
     assert_eq!(sim.ready(), vec!["b"]);
 }
 

@@ -29,7 +29,7 @@ pub struct Attempt {
     pub started_at: Timestamp,
     pub now: Timestamp,
     /// What the step recorded of its progress so far (agent steps).
-    pub records: Vec<Value>,
+    pub records: std::sync::Arc<Vec<Value>>,
 }
 
 /// Shared services for attempts.
@@ -400,7 +400,7 @@ mod tests {
             context: Context::from_json(&context),
             started_at: Timestamp(0),
             now: Timestamp(0),
-            records: Vec::new(),
+            records: Default::default(),
         }
     }
 
