@@ -276,8 +276,12 @@ impl AgentStore for Timed {
         self.inner.list_agents(workspace).await
     }
 
-    async fn delete_agent(&self, workspace: &str, name: &str) -> Result<bool> {
-        self.inner.delete_agent(workspace, name).await
+    async fn delete_agent(&self, workspace: &str, name: &str, now: Timestamp) -> Result<bool> {
+        self.inner.delete_agent(workspace, name, now).await
+    }
+
+    async fn restore_agent(&self, workspace: &str, name: &str, now: Timestamp) -> Result<bool> {
+        self.inner.restore_agent(workspace, name, now).await
     }
 
     async fn add_usage(&self, delta: &UsageDelta) -> Result<()> {

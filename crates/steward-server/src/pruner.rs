@@ -5,8 +5,9 @@
 //! counted twice though a dry run deletes nothing):
 //! 1. old audit entries, per their workspace's policy (entries outside any workspace, and of
 //!    workspaces without a policy, keep the installation default);
-//! 2. flows, connections and workspaces soft-deleted more than [`PURGE_AFTER_DAYS`] days ago
-//!    are purged (a workspace's flows and connections go with it);
+//! 2. flows, connections, agents and workspaces soft-deleted more than [`PURGE_AFTER_DAYS`]
+//!    days ago are purged (a workspace's flows, connections and agents go with it; an agent's
+//!    chat threads go with the agent);
 //! 3. for every other flow, with its own `retention:` block over its workspace's policy: run
 //!    metadata (deleting runs), then error details, then payloads of the runs left;
 //! 4. chat transcripts: the messages people wrote in the workspace's threads before its
@@ -63,7 +64,7 @@ pub struct Removal {
     pub workspace: Option<String>,
     /// `payloads`, `errors`, `metadata`, `audit`, `transcripts`, or `purge` of `object`.
     pub category: String,
-    /// `flow <name>`, `connection <name>` or `workspace <id>` for purges.
+    /// `flow <name>`, `connection <name>`, `agent <name>` or `workspace <id>` for purges.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
     /// Runs deleted or rewritten (audit: entries removed; transcripts: none).
@@ -185,6 +186,8 @@ struct Pass<'a> {
 struct Purged {
     workspaces: HashSet<String>,
     flows: HashSet<String>,
+    /// Workspace and name: a dry run leaves their threads out of the transcript counts.
+    agents: HashSet<(String, String)>,
 }
 
 impl Pass<'_> {
@@ -255,14 +258,20 @@ impl Pass<'_> {
             self.store.purgeable(cutoff).await?.into_iter().filter(|p| self.wanted(&p.workspace)).collect();
         let workspaces =
             due.iter().filter(|p| p.kind == ObjectKind::Workspace).map(|p| p.workspace.clone()).collect();
-        let mut purged = Purged { workspaces, flows: HashSet::new() };
+        let mut purged = Purged { workspaces, ..Purged::default() };
         for target in &due {
-            // A workspace's purge takes its flows and connections along.
+            // A workspace's purge takes its flows, connections and agents along.
             if target.kind != ObjectKind::Workspace && purged.workspaces.contains(&target.workspace) {
                 continue;
             }
-            if target.kind == ObjectKind::Flow {
-                purged.flows.insert(target.id.clone());
+            match target.kind {
+                ObjectKind::Flow => {
+                    purged.flows.insert(target.id.clone());
+                }
+                ObjectKind::Agent => {
+                    purged.agents.insert((target.workspace.clone(), target.name.clone()));
+                }
+                ObjectKind::Connection | ObjectKind::Workspace => {}
             }
             self.purge(target).await?;
         }
@@ -301,19 +310,19 @@ impl Pass<'_> {
             for category in Category::ALL {
                 self.category(&policy, &flows, *category).await?;
             }
-            self.transcripts(&policy).await?;
+            self.transcripts(&policy, purged).await?;
         }
         Ok(())
     }
 
     /// The workspace's chat messages older than its `transcript_days`, and the threads they
     /// leave empty. A dry run counts them through the thread API instead.
-    async fn transcripts(&mut self, policy: &WorkspacePolicy) -> Result<()> {
+    async fn transcripts(&mut self, policy: &WorkspacePolicy, purged: &Purged) -> Result<()> {
         let period = i64::from(policy.days.transcript_days) * DAY_MS;
         let before = Timestamp(self.now.0.saturating_sub(period));
         let workspace = &policy.workspace;
         let rows = if self.options.dry_run {
-            self.old_messages(workspace, before).await?
+            self.old_messages(workspace, before, purged).await?
         } else {
             self.store.prune_transcripts(workspace, before).await?
         };
@@ -323,10 +332,14 @@ impl Pass<'_> {
         self.record(removal, "retention:transcripts".into()).await
     }
 
-    /// How many of the workspace's messages were written before `before`.
-    async fn old_messages(&self, workspace: &str, before: Timestamp) -> Result<u64> {
+    /// How many of the workspace's messages were written before `before` (those of agents
+    /// the pass purged are gone by now in a real pass).
+    async fn old_messages(&self, workspace: &str, before: Timestamp, purged: &Purged) -> Result<u64> {
         let mut n = 0;
         for thread in self.store.list_threads(workspace, None).await? {
+            if purged.agents.contains(&(thread.workspace.clone(), thread.agent.clone())) {
+                continue;
+            }
             match self.store.thread_messages(workspace, &thread.id).await {
                 Ok(messages) => n += messages.iter().filter(|m| m.created_at < before).count() as u64,
                 // Deleted since it was listed.

@@ -1,6 +1,6 @@
 //! Agents over the API, against a fake provider on loopback: apply (with errors that name the
-//! line), list, show, run directly with a conversation's history, usage, delete; and the
-//! approvals an agent's tool calls wait for, listed and decided one after another.
+//! line), list, show, run directly with a conversation's history, usage, delete and restore;
+//! and the approvals an agent's tool calls wait for, listed and decided one after another.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -140,8 +140,35 @@ async fn agents_are_applied_listed_run_counted_and_deleted() {
         .call(Method::POST, &path("/agents/helper/runs"), Some(&owner.token), Some(json!({"task": "x"})))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Applying it again brings back its runner.
-    assert_eq!(apply(agent(&p, "")).await.0, StatusCode::CREATED);
+    let (_, list) = app.call(Method::GET, &path("/agents"), Some(&owner.token), None).await;
+    assert_eq!(list, json!([]));
+    let (_, flow) = app.call(Method::GET, &path("/flows/agent.helper"), Some(&owner.token), None).await;
+    assert!(flow["flow"]["deleted_at"].is_i64(), "the runner flow is deleted with it: {flow}");
+
+    // Restoring brings back the agent and its runner.
+    let (app_ref, token) = (&app, owner.token.as_str());
+    let restore = |name: &str| {
+        let p = path(&format!("/agents/{name}/restore"));
+        async move { app_ref.call(Method::POST, &p, Some(token), None).await }
+    };
+    assert_eq!(restore("nobody").await.0, StatusCode::NOT_FOUND);
+    let (status, restored) = restore("helper").await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!((restored["name"].clone(), restored["version"].clone()), (json!("helper"), json!(1)));
+    assert_eq!(restore("helper").await.0, StatusCode::NOT_FOUND, "it is no longer deleted");
+    let (_, flow) = app.call(Method::GET, &path("/flows/agent.helper"), Some(&owner.token), None).await;
+    assert_eq!(flow["flow"]["deleted_at"], Value::Null, "{flow}");
+    p.enqueue(Reply::text("restored"));
+    let run = start(&app, &owner.token, json!({ "task": "hi" })).await;
+    assert_eq!(app.wait_finished(&owner.token, &run).await["run"]["output"], json!("restored"));
+    let audit = path("/audit?action=agent.restored");
+    let (_, entries) = app.call(Method::GET, &audit, Some(&owner.token), None).await;
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+
+    // Applying it again after a deletion brings it back too.
+    let (status, _) = app.call(Method::DELETE, &path("/agents/helper"), Some(&owner.token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(apply(agent(&p, "")).await.0, StatusCode::OK, "unchanged: no new version");
     p.enqueue(Reply::text("back"));
     let run = start(&app, &owner.token, json!({ "task": "hi" })).await;
     assert_eq!(app.wait_finished(&owner.token, &run).await["run"]["output"], json!("back"));

@@ -146,6 +146,8 @@ fn body(method: &Method, path: &str) -> Option<Value> {
         json!({ "name": "t", "permissions": ["flows:read"] })
     } else if path.ends_with("/connections") {
         connection_body("another")
+    } else if path.ends_with("/messages") {
+        json!({ "content": "hi" })
     } else if path.ends_with("/rotate") {
         json!({ "secret": "ghp_rotated" })
     } else if path.ends_with("/schedules") {

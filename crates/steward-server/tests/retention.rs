@@ -1,8 +1,8 @@
 //! The retention pruner and the policy API, on SQLite and PostgreSQL, with a fake clock: each
 //! category is removed when its period is over and not a millisecond before, a flow's own
 //! `retention:` wins over the workspace policy, chat transcripts follow their own period, a dry
-//! run reports exactly what the real pass then does and changes nothing, and every removal
-//! leaves a receipt in the audit log.
+//! run reports exactly what the real pass then does and changes nothing, deleted agents are
+//! purged with their chat threads, and every removal leaves a receipt in the audit log.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -397,4 +397,65 @@ async fn the_policy_api_validates_normalises_and_audits() {
     assert_eq!(entries[0].details["new"]["payload_days"], 7);
     assert_eq!(entries[0].details["new"]["egress_hosts"], json!(["api.github.com", "*.example.com"]));
     app.finish().await;
+}
+
+/// An agent deleted more than 30 days ago is purged with its chat threads (whatever their
+/// age), leaving a receipt; other agents keep theirs. A dry run reports exactly what the real
+/// pass then removes, without counting the purged agent's old messages again as transcripts.
+async fn deleted_agents_are_purged_with_their_threads(db: Db) {
+    let app = TestApp::new(db).await;
+    app.workspace(WS).await;
+    let s = &*app.store;
+    let now = F + 400 * DAY_MS;
+    s.save_agent(WS, "gone", "name: gone", "d1", Timestamp(F)).await.unwrap();
+    s.save_agent(WS, "kept", "name: kept", "d2", Timestamp(F)).await.unwrap();
+    let gone = s.create_thread(WS, "gone", "Old", Timestamp(F)).await.unwrap();
+    s.add_message(WS, &gone.id, "old-words", "run-1", Timestamp(now - 100 * DAY_MS)).await.unwrap();
+    s.add_message(WS, &gone.id, "newer-words", "run-2", Timestamp(now - 35 * DAY_MS)).await.unwrap();
+    let kept = s.create_thread(WS, "kept", "Kept", Timestamp(F)).await.unwrap();
+    s.add_message(WS, &kept.id, "kept-words", "run-3", Timestamp(now - DAY_MS)).await.unwrap();
+    let options = PruneOptions { dry_run: true, run_batch: 2, ..PruneOptions::default() };
+    s.delete_agent(WS, "gone", Timestamp(now - 30 * DAY_MS + 1)).await.unwrap();
+    let early = pruner::pass(s, Timestamp(now), &options).await.unwrap();
+    assert!(early.removals.iter().all(|r| r.category != "purge"), "not a millisecond early: {early:?}");
+    s.restore_agent(WS, "gone", Timestamp(now)).await.unwrap();
+    s.delete_agent(WS, "gone", Timestamp(now - 31 * DAY_MS)).await.unwrap();
+
+    let dry = pruner::pass(s, Timestamp(now), &options).await.unwrap();
+    assert_eq!(s.thread_messages(WS, &gone.id).await.unwrap().len(), 2, "a dry run changes nothing");
+    let real = pruner::pass(s, Timestamp(now), &PruneOptions { dry_run: false, ..options }).await.unwrap();
+    assert_eq!(real.removals, dry.removals);
+    let removed: Vec<(&str, Option<&str>)> =
+        real.removals.iter().map(|r| (r.category.as_str(), r.object.as_deref())).collect();
+    assert_eq!(removed, [("purge", Some("agent gone"))], "{real:?}");
+    let tables: Vec<(&str, u64)> =
+        real.removals[0].tables.iter().map(|t| (t.table.as_str(), t.rows)).collect();
+    assert_eq!(tables, [("agent_thread_messages", 2), ("agent_threads", 1), ("agent_versions", 1)]);
+    assert!(s.thread(WS, &gone.id).await.is_err());
+    assert!(s.agent(WS, "gone").await.unwrap().is_none());
+    assert!(!s.restore_agent(WS, "gone", Timestamp(now)).await.unwrap(), "nothing left to restore");
+    assert_eq!(s.thread_messages(WS, &kept.id).await.unwrap().len(), 1);
+    assert!(s.agent(WS, "kept").await.unwrap().is_some());
+
+    let filter = AuditFilter { action: Some("data.deleted".into()), before: None, limit: 10 };
+    let receipts = s.audit(WS, &filter).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        (receipts[0].object_type.as_str(), receipts[0].object_id.as_deref(), receipts[0].actor.as_str()),
+        ("agent", Some("gone"), pruner::ACTOR)
+    );
+    assert_eq!(receipts[0].details["tables"][2]["table"], "agent_versions");
+    let text = serde_json::to_string(&receipts).unwrap();
+    assert!(!text.contains("-words"), "{text}");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_agents_are_purged_with_their_threads_on_sqlite() {
+    deleted_agents_are_purged_with_their_threads(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_agents_are_purged_with_their_threads_on_postgres() {
+    deleted_agents_are_purged_with_their_threads(Db::Postgres).await;
 }

@@ -12,24 +12,37 @@ macro_rules! agent_cols {
     };
 }
 
-pub(crate) const LATEST: &str = concat!(
+/// The newest version, deleted or not (saving numbers after it).
+pub(crate) const NEWEST: &str = concat!(
     "SELECT ",
     agent_cols!(),
     " FROM agent_versions WHERE workspace_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1"
+);
+/// The newest version of an agent that is not deleted.
+pub(crate) const LATEST: &str = concat!(
+    "SELECT ",
+    agent_cols!(),
+    " FROM agent_versions WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
+     ORDER BY version DESC LIMIT 1"
 );
 pub(crate) const BY_ID: &str =
     concat!("SELECT ", agent_cols!(), " FROM agent_versions WHERE workspace_id = $1 AND id = $2");
 pub(crate) const LIST: &str = concat!(
     "SELECT ",
     agent_cols!(),
-    " FROM agent_versions a WHERE workspace_id = $1 AND version = \
+    " FROM agent_versions a WHERE workspace_id = $1 AND deleted_at IS NULL AND version = \
      (SELECT MAX(version) FROM agent_versions b WHERE b.workspace_id = a.workspace_id AND b.name = a.name) \
      ORDER BY name"
 );
 pub(crate) const INSERT: &str =
     concat!("INSERT INTO agent_versions (", agent_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
 
-pub(crate) const DELETE: &str = "DELETE FROM agent_versions WHERE workspace_id = $1 AND name = $2";
+/// Soft-deletes every version of an agent (`$3` the time); all versions share the time.
+pub(crate) const DELETE: &str = "UPDATE agent_versions SET deleted_at = $3 \
+     WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL";
+/// Clears an agent's deletion.
+pub(crate) const RESTORE: &str = "UPDATE agent_versions SET deleted_at = NULL \
+     WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NOT NULL";
 
 pub(crate) const ADD_USAGE: &str = "INSERT INTO agent_usage \
      (workspace_id, day, agent, input_tokens, output_tokens, cost_micros, model_calls, tool_calls) \

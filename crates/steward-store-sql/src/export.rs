@@ -131,8 +131,12 @@ const CONNECTIONS: Read = plain!(
     "id",
     Text
 );
-const AGENT_VERSIONS: Read =
-    plain!("id, workspace_id, name, version, source, digest, created_at", "agent_versions", "id", Text);
+const AGENT_VERSIONS: Read = plain!(
+    "id, workspace_id, name, version, source, digest, created_at, deleted_at",
+    "agent_versions",
+    "id",
+    Text
+);
 const AGENT_USAGE: Read = Read {
     page: "SELECT workspace_id, day, agent, input_tokens, output_tokens, cost_micros, model_calls, \
            tool_calls FROM agent_usage WHERE workspace_id = $1 AND (day > $2 OR (day = $2 AND agent > $3)) \
@@ -259,6 +263,10 @@ pub(crate) fn values(table: Table, row: &Row) -> Result<Vec<Val>> {
     columns
         .iter()
         .map(|c| match c.kind {
+            // Exports made before agents were soft-deleted have no deletion time.
+            _ if table == Table::AgentVersions && c.name == "deleted_at" && !row.contains_key(c.name) => {
+                Ok(Val::Int(None))
+            }
             ColumnType::Text => text(table, row, c.name).map(Val::Text),
             ColumnType::Integer => int(table, row, c.name).map(Val::Int),
         })
@@ -325,7 +333,8 @@ pub(crate) const INSERT_CONNECTION: &str = "INSERT INTO connections (id, workspa
      settings, created_by, created_at, updated_at, rotated_at, revoked_at, deleted_at, sealed) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '')";
 pub(crate) const INSERT_AGENT_VERSION: &str = "INSERT INTO agent_versions \
-     (id, workspace_id, name, version, source, digest, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     (id, workspace_id, name, version, source, digest, created_at, deleted_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_AGENT_USAGE: &str = "INSERT INTO agent_usage (workspace_id, day, agent, \
      input_tokens, output_tokens, cost_micros, model_calls, tool_calls) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -376,6 +385,20 @@ mod tests {
         let wrong = row(json!({ "id": 5, "name": "W", "created_at": 1, "deleted_at": null }));
         let err = values(Table::Workspaces, &wrong).unwrap_err().to_string();
         assert!(err.contains("workspaces.id must be a string"), "{err}");
+    }
+
+    #[test]
+    fn agent_versions_exported_before_soft_deletion_import_as_not_deleted() {
+        let old = row(json!({
+            "id": "a", "workspace_id": "w", "name": "n", "version": 1, "source": "s", "digest": "d",
+            "created_at": 1
+        }));
+        let vals = values(Table::AgentVersions, &old).unwrap();
+        assert_eq!(vals[position(Table::AgentVersions, "deleted_at")], Val::Int(None));
+        let mut deleted = old.clone();
+        deleted.insert("deleted_at".into(), json!(5));
+        let vals = values(Table::AgentVersions, &deleted).unwrap();
+        assert_eq!(vals[position(Table::AgentVersions, "deleted_at")], Val::Int(Some(5)));
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub(crate) fn for_ids(statement: &str, n: usize) -> String {
 pub(crate) const PURGEABLE: &str = "SELECT 'flow' AS kind, workspace_id, id, name, deleted_at FROM flows \
      WHERE deleted_at <= $1 \
      UNION ALL SELECT 'connection', workspace_id, id, name, deleted_at FROM connections WHERE deleted_at <= $1 \
+     UNION ALL SELECT 'agent', workspace_id, name, name, MAX(deleted_at) FROM agent_versions \
+     WHERE deleted_at <= $1 GROUP BY workspace_id, name \
      UNION ALL SELECT 'workspace', id, id, name, deleted_at FROM workspaces WHERE deleted_at <= $1 \
      ORDER BY 5, 3";
 
@@ -96,6 +98,9 @@ pub(crate) fn still_deleted(kind: ObjectKind) -> &'static str {
         ObjectKind::Flow => "SELECT 1 FROM flows WHERE id = $1 AND workspace_id = $2 AND deleted_at = $3",
         ObjectKind::Connection => {
             "SELECT 1 FROM connections WHERE id = $1 AND workspace_id = $2 AND deleted_at = $3"
+        }
+        ObjectKind::Agent => {
+            "SELECT 1 FROM agent_versions WHERE name = $1 AND workspace_id = $2 AND deleted_at = $3 LIMIT 1"
         }
         ObjectKind::Workspace => "SELECT 1 FROM workspaces WHERE id = $1 AND id = $2 AND deleted_at = $3",
     }
@@ -109,7 +114,8 @@ pub(crate) fn runs_of(kind: ObjectKind) -> Option<&'static str> {
              AND flow_version_id IN (SELECT id FROM flow_versions WHERE flow_id = $1) ORDER BY id LIMIT $3",
         ),
         ObjectKind::Workspace => Some("SELECT id FROM runs WHERE workspace_id = $2 ORDER BY id LIMIT $3"),
-        ObjectKind::Connection => None,
+        // An agent's runs belong to its runner flow, deleted and purged as a flow.
+        ObjectKind::Connection | ObjectKind::Agent => None,
     }
 }
 
@@ -126,6 +132,16 @@ pub(crate) fn purge_rest(kind: ObjectKind) -> &'static [(&'static str, &'static 
         ObjectKind::Connection => {
             &[("connections", "DELETE FROM connections WHERE id = $1 AND workspace_id = $2")]
         }
+        // Usage counters stay: they are counts, not content.
+        ObjectKind::Agent => &[
+            (
+                "agent_thread_messages",
+                "DELETE FROM agent_thread_messages WHERE workspace_id = $2 AND thread_id IN \
+                 (SELECT id FROM agent_threads WHERE workspace_id = $2 AND agent = $3)",
+            ),
+            ("agent_threads", "DELETE FROM agent_threads WHERE workspace_id = $2 AND agent = $3"),
+            ("agent_versions", "DELETE FROM agent_versions WHERE workspace_id = $2 AND name = $3"),
+        ],
         ObjectKind::Workspace => &[
             ("run_signals", "DELETE FROM run_signals WHERE workspace_id = $2"),
             ("webhooks", "DELETE FROM webhooks WHERE workspace_id = $2"),
@@ -209,6 +225,7 @@ pub(crate) fn purgeable(row: &impl RowExt) -> Result<Purgeable> {
     let kind = match row.text("kind")?.as_str() {
         "flow" => ObjectKind::Flow,
         "connection" => ObjectKind::Connection,
+        "agent" => ObjectKind::Agent,
         "workspace" => ObjectKind::Workspace,
         other => return Err(Error::Backend(format!("unknown kind of deleted object {other}"))),
     };

@@ -109,6 +109,9 @@ conformance! {
     ],
     agents: [
         agent_versions_number_dedupe_and_stay_in_their_workspace,
+        deleted_agents_are_hidden_until_restored_or_saved,
+        purging_an_agent_removes_its_versions_and_threads,
+        restored_agents_are_not_purged,
         usage_adds_up_per_day_and_agent,
     ],
     threads: [

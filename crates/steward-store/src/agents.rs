@@ -49,7 +49,8 @@ pub struct UsageRow {
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     /// Stores `source` as the agent's newest version, unless the newest has the same digest
-    /// (then that one is returned). The flag says whether a version was made.
+    /// (then that one is returned). The flag says whether a version was made. Saving a
+    /// deleted agent's name clears its deletion.
     async fn save_agent(
         &self,
         workspace: &str,
@@ -59,17 +60,23 @@ pub trait AgentStore: Send + Sync {
         now: Timestamp,
     ) -> Result<(AgentVersion, bool)>;
 
-    /// The newest version of an agent.
+    /// The newest version of an agent; `None` when it is deleted.
     async fn agent(&self, workspace: &str, name: &str) -> Result<Option<AgentVersion>>;
 
-    /// One version by id; `NotFound` in other workspaces.
+    /// One version by id, a deleted agent's too (running steps keep their version);
+    /// `NotFound` in other workspaces.
     async fn agent_version(&self, workspace: &str, id: &str) -> Result<AgentVersion>;
 
-    /// The newest version of each agent, by name.
+    /// The newest version of each agent that is not deleted, by name.
     async fn list_agents(&self, workspace: &str) -> Result<Vec<AgentVersion>>;
 
-    /// Deletes every version of an agent (runs keep their journals); false when none existed.
-    async fn delete_agent(&self, workspace: &str, name: &str) -> Result<bool>;
+    /// Soft-deletes an agent: it is hidden until restored (or saved again), and purged with its
+    /// chat threads [`crate::PURGE_AFTER_DAYS`] days later. False when there was no agent of
+    /// that name, or it was already deleted.
+    async fn delete_agent(&self, workspace: &str, name: &str, now: Timestamp) -> Result<bool>;
+
+    /// Brings a deleted agent back; false when there is no deleted agent of that name.
+    async fn restore_agent(&self, workspace: &str, name: &str, now: Timestamp) -> Result<bool>;
 
     /// Adds to the day's counters of the workspace and agent.
     async fn add_usage(&self, delta: &UsageDelta) -> Result<()>;

@@ -224,8 +224,16 @@ const CONNECTIONS_COLUMNS: &[Column] = &[
     i("revoked_at"),
     i("deleted_at"),
 ];
-const AGENT_VERSIONS_COLUMNS: &[Column] =
-    &[t("id"), t("workspace_id"), t("name"), i("version"), t("source"), t("digest"), i("created_at")];
+const AGENT_VERSIONS_COLUMNS: &[Column] = &[
+    t("id"),
+    t("workspace_id"),
+    t("name"),
+    i("version"),
+    t("source"),
+    t("digest"),
+    i("created_at"),
+    i("deleted_at"),
+];
 const AGENT_USAGE_COLUMNS: &[Column] = &[
     t("workspace_id"),
     t("day"),

@@ -24,7 +24,8 @@ use crate::{AuditStore, Result, TableCount};
 
 /// One day in milliseconds, the unit of policies.
 pub const DAY_MS: i64 = 86_400_000;
-/// How long a soft-deleted flow, connection or workspace can be restored before it is purged.
+/// How long a soft-deleted flow, connection, agent or workspace can be restored before it is
+/// purged.
 pub const PURGE_AFTER_DAYS: i64 = 30;
 /// The longest retention a policy may set (a hundred years).
 pub const MAX_DAYS: u32 = 36_500;
@@ -205,6 +206,8 @@ pub struct Swept {
 pub enum ObjectKind {
     Flow,
     Connection,
+    /// An agent's versions and its chat threads (its runner flow is a flow of its own).
+    Agent,
     Workspace,
 }
 
@@ -213,6 +216,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Flow => "flow",
             ObjectKind::Connection => "connection",
+            ObjectKind::Agent => "agent",
             ObjectKind::Workspace => "workspace",
         }
     }
@@ -223,7 +227,8 @@ impl ObjectKind {
 pub struct Purgeable {
     pub kind: ObjectKind,
     pub workspace: String,
-    /// The row id (for a workspace, the workspace id).
+    /// The row id (for a workspace, the workspace id; for an agent, whose versions are
+    /// rows of their own, its name).
     pub id: String,
     pub name: String,
     pub deleted_at: Timestamp,
@@ -298,7 +303,7 @@ pub trait RetentionStore: PolicyStore + AuditStore {
     /// Applies one category to one batch of a flow's finished runs, in one transaction.
     async fn sweep_runs(&self, sweep: &RunSweep<'_>) -> Result<Swept>;
 
-    /// Flows, connections and workspaces deleted at or before `deleted_before`.
+    /// Flows, connections, agents and workspaces deleted at or before `deleted_before`.
     async fn purgeable(&self, deleted_before: Timestamp) -> Result<Vec<Purgeable>>;
 
     /// Purges part of (or, when `done`, the rest of) a soft-deleted object.

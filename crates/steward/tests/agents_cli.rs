@@ -1,7 +1,7 @@
 //! The real binary with agents, against a fake provider on loopback: apply (with an
-//! instructions file, and an error that names the line), list, run, usage and approvals on the
-//! local database; and through `steward serve`, the same commands as its clients plus
-//! `steward agents chat` with an answer streamed to the terminal.
+//! instructions file, and an error that names the line), list, run, usage, approvals, delete
+//! and restore on the local database; and through `steward serve`, the same commands as its
+//! clients plus `steward agents chat` with an answer streamed to the terminal.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -87,6 +87,21 @@ async fn agents_apply_run_and_count_on_the_local_database() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "runner flow names are reserved");
+
+    // Deleting is restorable.
+    let out = steward(&data).args(["agents", "delete", "helper"]).output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("restorable for 30 days"), "{said}");
+    let list = ok(steward(&data).args(["agents", "list", "--json"]).output().unwrap());
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), json!([]));
+    assert!(!steward(&data).args(["agents", "run", "helper", "hi"]).output().unwrap().status.success());
+    ok(steward(&data).args(["agents", "restore", "helper"]).output().unwrap());
+    let out = steward(&data).args(["agents", "restore", "helper"]).output().unwrap();
+    assert!(!out.status.success(), "only a deleted agent can be restored");
+    p.enqueue(Reply::text("Back again."));
+    let out = steward(&data).args(["agents", "run", "helper", "Are you there?"]).output().unwrap();
+    assert_eq!(ok(out).trim(), "Back again.");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -169,4 +184,11 @@ async fn the_cli_chats_with_an_agent_through_a_server() {
     assert_eq!(usage["total"]["model_calls"], 3);
     p.enqueue(Reply::text("Direct."));
     assert_eq!(ok(client(&["agents", "run", "helper", "Say it"]).output().unwrap()).trim(), "Direct.");
+
+    let out = client(&["agents", "delete", "helper"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("restorable for 30 days"));
+    assert!(!ok(client(&["agents", "list"]).output().unwrap()).contains("openai/m1"));
+    ok(client(&["agents", "restore", "helper"]).output().unwrap());
+    assert!(ok(client(&["agents", "list"]).output().unwrap()).contains("openai/m1"));
+    assert!(!client(&["agents", "restore", "helper"]).output().unwrap().status.success());
 }

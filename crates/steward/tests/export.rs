@@ -174,6 +174,9 @@ async fn populate(db: &Db) -> Canaries {
         .await
         .unwrap();
     store.save_agent(WS, "triage", "name: triage\ninstructions: Sort.\n", "d2", now).await.unwrap();
+    // A deleted agent keeps its deletion through an export and an import.
+    store.save_agent(WS, "retired", "name: retired\ninstructions: Rest.\n", "d3", now).await.unwrap();
+    assert!(store.delete_agent(WS, "retired", now).await.unwrap());
     let usage = steward_store::UsageDelta {
         workspace: WS.into(),
         day: "2023-11-14".into(),
@@ -251,6 +254,8 @@ async fn round_trip(db: &Db, target: &Db) {
     }
     let runs = read_jsonl(&after, "runs");
     assert!(runs.iter().any(|r| r["parent_run_id"].is_string()), "the child run keeps its parent");
+    let agents = read_jsonl(&after, "agent_versions");
+    assert!(agents.iter().any(|a| a["name"] == "retired" && a["deleted_at"].is_i64()), "{agents:?}");
 
     let member = |rows: Vec<Map<String, Value>>| without(&rows, &["user_id", "created_at"]);
     assert_eq!(member(read_jsonl(&before, "members")), member(read_jsonl(&after, "members")));

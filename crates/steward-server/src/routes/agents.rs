@@ -1,5 +1,5 @@
-//! Agents: apply a definition (each change a new version), list, show, delete, and start an
-//! agent directly. Definitions are guarded by the flow permissions, since they are the same
+//! Agents: apply a definition (each change a new version), list, show, soft delete and
+//! restore, and start an agent directly. Definitions are guarded by the flow permissions, since they are the same
 //! kind of thing: what the workspace runs.
 
 use axum::extract::{Path, State};
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_agents, apply_agent))
         .routes(routes!(show_agent, delete_agent))
+        .routes(routes!(restore_agent))
         .routes(routes!(run_agent))
 }
 
@@ -141,9 +142,10 @@ async fn show_agent(
     Ok(axum::Json(AgentView::new(version, true)))
 }
 
-/// Deletes every version of an agent, and its runner flow (restorable as a flow; runs keep
-/// their journals). Flows whose steps use the agent fail at those steps until it is applied
-/// again.
+/// Soft-deletes an agent and its runner flow: both are restorable for 30 days (`/restore`,
+/// or applying the agent again), then purged with the agent's chat threads. Runs keep their
+/// journals, and running steps the version they started with; flows whose steps use the agent
+/// fail at those steps until it is restored.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace}/agents/{name}", tag = "agents",
     params(("workspace" = String, Path), ("name" = String, Path)),
     security(("session" = ["flows:delete"]), ("token" = ["flows:delete"])),
@@ -155,16 +157,47 @@ async fn delete_agent(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::FlowsDelete)?;
     let agent = agent_name(&name)?;
-    if !state.store().delete_agent(&access.workspace, agent.as_str()).await? {
+    if !state.store().delete_agent(&access.workspace, agent.as_str(), state.now()).await? {
         return Err(ApiError::not_found(&format!("agent {name}")));
     }
-    let runner = steward_flow::FlowName::agent_runner(&agent);
-    match state.store().set_flow_deleted(&access.workspace, runner.as_str(), true, state.now()).await {
-        Ok(_) | Err(steward_store::Error::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    set_runner_deleted(&state, &access, &agent, true).await?;
     state.audit_in(&access, "agent.deleted", ("agent", &name), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restores a soft-deleted agent and its runner flow.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace}/agents/{name}/restore", tag = "agents",
+    params(("workspace" = String, Path), ("name" = String, Path)),
+    security(("session" = ["flows:delete"]), ("token" = ["flows:delete"])),
+    responses((status = 200, body = AgentView), (status = 404, body = crate::error::ErrorBody)))]
+async fn restore_agent(
+    State(state): State<AppState>,
+    access: Access,
+    Path((_, name)): Path<(String, String)>,
+) -> ApiResult<axum::Json<AgentView>> {
+    access.require(Permission::FlowsDelete)?;
+    let agent = agent_name(&name)?;
+    if !state.store().restore_agent(&access.workspace, agent.as_str(), state.now()).await? {
+        return Err(ApiError::not_found(&format!("deleted agent {name}")));
+    }
+    set_runner_deleted(&state, &access, &agent, false).await?;
+    state.audit_in(&access, "agent.restored", ("agent", &name), json!({})).await?;
+    let version = latest(&state, &access, &name).await?;
+    Ok(axum::Json(AgentView::new(version, true)))
+}
+
+/// Deletes or restores the agent's runner flow `agent.<name>`, if it has one.
+async fn set_runner_deleted(
+    state: &AppState,
+    access: &Access,
+    agent: &AgentName,
+    deleted: bool,
+) -> ApiResult<()> {
+    let runner = steward_flow::FlowName::agent_runner(agent);
+    match state.store().set_flow_deleted(&access.workspace, runner.as_str(), deleted, state.now()).await {
+        Ok(_) | Err(steward_store::Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -29,10 +29,14 @@ macro_rules! agent_store {
                     now: Timestamp,
                 ) -> Result<(AgentVersion, bool)> {
                     let mut tx = self.write().await?;
-                    let row = sqlx::query(sql::LATEST).bind(workspace).bind(name);
+                    // Saving a deleted agent's name brings the agent back.
+                    let restore = sqlx::query(sql::RESTORE).bind(workspace).bind(name);
+                    restore.execute(&mut *tx).await.map_err(db)?;
+                    let row = sqlx::query(sql::NEWEST).bind(workspace).bind(name);
                     let current = row.fetch_optional(&mut *tx).await.map_err(db)?;
                     let current = current.map(|r| sql::agent_version(&r)).transpose()?;
                     if let Some(c) = current.as_ref().filter(|c| c.digest == digest) {
+                        tx.commit().await.map_err(db)?;
                         return Ok((c.clone(), false));
                     }
                     let made = AgentVersion {
@@ -78,9 +82,17 @@ macro_rules! agent_store {
                     rows.iter().map(sql::agent_version).collect()
                 }
 
-                async fn delete_agent(&self, workspace: &str, name: &str) -> Result<bool> {
+                async fn delete_agent(&self, workspace: &str, name: &str, now: Timestamp) -> Result<bool> {
                     let mut tx = self.write().await?;
-                    let done = sqlx::query(sql::DELETE).bind(workspace).bind(name);
+                    let done = sqlx::query(sql::DELETE).bind(workspace).bind(name).bind(now.0);
+                    let done = done.execute(&mut *tx).await.map_err(db)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn restore_agent(&self, workspace: &str, name: &str, _now: Timestamp) -> Result<bool> {
+                    let mut tx = self.write().await?;
+                    let done = sqlx::query(sql::RESTORE).bind(workspace).bind(name);
                     let done = done.execute(&mut *tx).await.map_err(db)?;
                     tx.commit().await.map_err(db)?;
                     Ok(done.rows_affected() > 0)

@@ -1,4 +1,4 @@
-//! `steward agents apply|list|show|delete|run` on the local store, and reading agent files
+//! `steward agents apply|list|show|delete|restore|run` on the local store, and reading agent files
 //! (shared with the server client in [`super::agents_remote`]).
 
 use std::path::{Path, PathBuf};
@@ -35,8 +35,11 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete an agent (its runs stay).
+    /// Delete an agent (its runs stay); restorable for 30 days, then purged with its chat
+    /// threads.
     Delete { name: String },
+    /// Restore a deleted agent.
+    Restore { name: String },
     /// Run an agent on a task and print its answer.
     Run(RunAgentArgs),
     /// Talk with an agent in the terminal (needs --server).
@@ -139,13 +142,23 @@ pub async fn command(location: &Location, cmd: AgentsCommand) -> anyhow::Result<
         }
         AgentsCommand::Delete { name } => {
             let store = location.open().await?;
-            if !store.delete_agent(DEFAULT_WORKSPACE, &name).await? {
+            if !store.delete_agent(DEFAULT_WORKSPACE, &name, now).await? {
                 anyhow::bail!("no agent named {name}");
             }
             let runner =
                 steward_flow::FlowName::agent_runner(&AgentName::parse(&name).map_err(anyhow::Error::msg)?);
             let _ = store.set_flow_deleted(DEFAULT_WORKSPACE, runner.as_str(), true, now).await;
-            eprintln!("deleted agent {name}");
+            eprintln!("{}", deleted_message(&name));
+        }
+        AgentsCommand::Restore { name } => {
+            let store = location.open().await?;
+            if !store.restore_agent(DEFAULT_WORKSPACE, &name, now).await? {
+                anyhow::bail!("no deleted agent named {name}");
+            }
+            let runner =
+                steward_flow::FlowName::agent_runner(&AgentName::parse(&name).map_err(anyhow::Error::msg)?);
+            let _ = store.set_flow_deleted(DEFAULT_WORKSPACE, runner.as_str(), false, now).await;
+            eprintln!("restored agent {name}");
         }
         AgentsCommand::Run(args) => return run(location, args).await,
         AgentsCommand::Chat(_) => {
@@ -178,6 +191,11 @@ async fn run(location: &Location, args: RunAgentArgs) -> anyhow::Result<ExitCode
         eprintln!("run {run_id} (agent {name})");
     }
     super::run::follow(executor, progress, &run_id, args.json).await
+}
+
+/// What `agents delete` says once the agent is deleted.
+pub fn deleted_message(name: &str) -> String {
+    format!("deleted agent {name} (restorable for 30 days: steward agents restore {name})")
 }
 
 /// One line of `agents list`: name, version, model and description.

@@ -60,7 +60,11 @@ pub async fn agents(remote: &Remote, cmd: AgentsCommand) -> anyhow::Result<ExitC
         }
         AgentsCommand::Delete { name } => {
             remote.must(Method::DELETE, &format!("/agents/{name}"), None).await?;
-            eprintln!("deleted agent {name}");
+            eprintln!("{}", super::agents::deleted_message(&name));
+        }
+        AgentsCommand::Restore { name } => {
+            remote.must(Method::POST, &format!("/agents/{name}/restore"), None).await?;
+            eprintln!("restored agent {name}");
         }
         AgentsCommand::Run(args) => return run(remote, args).await,
         AgentsCommand::Chat(args) => return super::chat::chat(remote, args).await,
