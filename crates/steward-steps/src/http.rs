@@ -131,6 +131,24 @@ impl HttpClient {
         Ok(Self { client, egress })
     }
 
+    /// A client builder for other protocols over HTTP (MCP servers) whose connections pass the
+    /// same egress guard; check each URL with [`HttpClient::check_url`] first, since an
+    /// address written in the URL is not resolved.
+    pub fn guarded_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(self.egress.clone())))
+            .no_proxy()
+    }
+
+    /// Refuses a URL whose host is an address (or `localhost`) the egress guard does not allow.
+    pub fn check_url(&self, raw: &str) -> Result<(), String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("invalid URL {}: {e}", display_url(raw)))?;
+        self.egress.check_url_host(&url).map_err(|d| d.to_string())
+    }
+
     /// Sends the request within `timeout` and returns the step output.
     pub async fn send(&self, req: &Request, timeout: Duration) -> Result<Value, HttpError> {
         self.exchange(req, &Secrets::default(), timeout).await.result

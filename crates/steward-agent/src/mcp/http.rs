@@ -9,8 +9,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 
 use super::McpError;
 
-/// The client every HTTP MCP connection uses; built in this one place so that it can be
-/// replaced by one whose connections pass the egress guard.
+/// The client an HTTP MCP connection uses when its caller gives none (the executor gives one
+/// whose connections pass the egress guard).
 fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     // One process-wide TLS provider; a second install attempt is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -25,11 +25,12 @@ fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// A transport to `url` sending `headers` with every request.
+/// A transport to `url` sending `headers` with every request, through `client` when given.
 pub(super) fn transport(
     server: &str,
     url: &str,
     headers: &[(String, String)],
+    client: Option<reqwest::Client>,
 ) -> Result<StreamableHttpClientTransport<reqwest::Client>, McpError> {
     let invalid = |message: String| McpError::InvalidSpec { server: server.to_owned(), message };
     let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("invalid URL {url:?}: {e}")))?;
@@ -46,10 +47,13 @@ pub(super) fn transport(
         value.set_sensitive(true);
         custom.insert(header, value);
     }
-    let client = http_client().map_err(|e| McpError::Transport {
-        server: server.to_owned(),
-        message: format!("cannot build the HTTP client: {e}"),
-    })?;
+    let client = match client {
+        Some(c) => c,
+        None => http_client().map_err(|e| McpError::Transport {
+            server: server.to_owned(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })?,
+    };
     let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
     Ok(StreamableHttpClientTransport::with_client(client, config))
 }

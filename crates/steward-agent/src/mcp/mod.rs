@@ -136,6 +136,16 @@ impl McpSession {
     /// Starts or reaches the server and completes the MCP handshake within `timeout` (which
     /// also bounds each listing of its tools).
     pub async fn connect(spec: &McpServerSpec, timeout: Duration) -> Result<Self, McpError> {
+        Self::connect_with(spec, timeout, None).await
+    }
+
+    /// [`McpSession::connect`], reaching an HTTP server through `client` (for instance one
+    /// whose connections pass an egress guard).
+    pub async fn connect_with(
+        spec: &McpServerSpec,
+        timeout: Duration,
+        client: Option<reqwest::Client>,
+    ) -> Result<Self, McpError> {
         let server = spec.name.clone();
         let (service, child) = match &spec.transport {
             McpTransport::Stdio { command, args, env } => {
@@ -146,7 +156,7 @@ impl McpSession {
                 }
             }
             McpTransport::Http { url, headers } => {
-                let transport = http::transport(&server, url, headers)?;
+                let transport = http::transport(&server, url, headers, client)?;
                 (handshake(&server, transport, timeout).await?, None)
             }
         };

@@ -71,7 +71,7 @@ impl Toolbox {
                     Kind::Builtin(builtin),
                 );
             } else if let Some(m) = &tool.mcp {
-                b.add_mcp(m).await?;
+                b.add_mcp(&sv.http, m).await?;
             }
         }
         Ok(b)
@@ -82,7 +82,11 @@ impl Toolbox {
         self.kinds.insert(name, kind);
     }
 
-    async fn add_mcp(&mut self, m: &McpTool) -> Result<(), StepError> {
+    async fn add_mcp(
+        &mut self,
+        http: &steward_steps::http::HttpClient,
+        m: &McpTool,
+    ) -> Result<(), StepError> {
         let transport = match (&m.command, &m.url) {
             (Some(cmd), _) => McpTransport::Stdio {
                 command: cmd.first().cloned().unwrap_or_default(),
@@ -97,10 +101,24 @@ impl Toolbox {
                 ));
             }
         };
+        // An HTTP server is reached like any destination of a step: through the egress guard.
+        let client = match &m.url {
+            Some(url) if m.command.is_none() => {
+                let refused =
+                    |e: String| StepError::new(ErrorKind::Refused, format!("MCP server `{}`: {e}", m.name));
+                http.check_url(url).map_err(refused)?;
+                let built = http.guarded_builder().pool_max_idle_per_host(0).build();
+                Some(built.map_err(|e| refused(format!("cannot build the HTTP client: {e}")))?)
+            }
+            _ => None,
+        };
         let spec = McpServerSpec { name: m.name.clone(), transport, allow: m.allow.clone() };
-        let session = McpSession::connect(&spec, Duration::from_secs(30))
-            .await
-            .map_err(|e| StepError::new(ErrorKind::Network, format!("MCP server `{}`: {e}", m.name)))?;
+        let session =
+            McpSession::connect_with(&spec, Duration::from_secs(30), client).await.map_err(|e| {
+                let kind =
+                    if e.to_string().contains("refused") { ErrorKind::Refused } else { ErrorKind::Network };
+                StepError::new(kind, format!("MCP server `{}`: {e}", m.name))
+            })?;
         let listed = session
             .tools()
             .await

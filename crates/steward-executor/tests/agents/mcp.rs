@@ -109,3 +109,42 @@ async fn an_mcp_tool_outside_the_allowlist_is_neither_offered_nor_run() {
     assert!(told.contains("There is no tool named `local__count`"), "{told}");
     assert_eq!(lines(&count_file), 0, "the server never heard of the call");
 }
+
+#[tokio::test]
+async fn an_agent_calls_an_mcp_server_over_http_through_the_egress_guard() {
+    let server = steward_testkit::mcp::McpHttpServer::start().await;
+    let h = Harness::sqlite().await;
+    let p = FakeProvider::start().await;
+    let tools = format!("tools: [{{mcp: {{name: remote, url: '{}', allow: [add]}}}}]\n", server.url);
+    agent(&h, &definition(&p, &tools)).await;
+    p.enqueue(Reply::tool_call("call_1", "remote__add", json!({"a": 20, "b": 22})));
+    p.enqueue(Reply::text("42"));
+    let run = h.run(&flow("add"), json!({})).await;
+    assert_eq!(succeeded(&run), &json!("42"));
+    assert_eq!(offered(&p.requests()[0]), ["remote__add"]);
+    assert_eq!(tool_result(&p.requests()[1], "call_1")["content"], json!("42"));
+    assert_eq!(server.calls("add"), 1);
+}
+
+#[tokio::test]
+async fn an_mcp_server_at_an_address_the_egress_guard_refuses_is_not_reached() {
+    let server = steward_testkit::mcp::McpHttpServer::start().await;
+    // The executor's default policy: loopback and private ranges are refused.
+    let h = Harness::sqlite_with(|_, opts| opts.egress = steward_steps::egress::EgressPolicy::strict()).await;
+    let p = FakeProvider::start().await;
+    for url in [server.url.clone(), server.url.replace("127.0.0.1", "localhost")] {
+        let tools = format!("tools: [{{mcp: {{name: remote, url: '{url}'}}}}]\n");
+        agent(&h, &definition(&p, &tools)).await;
+        let run = h.run(&flow("add"), json!({})).await;
+        assert_eq!(run.status, steward_engine::RunStatus::Failed, "{url}");
+        let error = run.error.unwrap();
+        assert_eq!(error.kind, steward_engine::ErrorKind::Refused, "{url}: {}", error.message);
+        assert!(
+            error.message.contains("MCP server `remote`") && error.message.contains("loopback"),
+            "{}",
+            error.message
+        );
+    }
+    assert_eq!(server.total_calls(), 0);
+    assert_eq!(p.count(), 0, "nothing was sent to the model either");
+}
