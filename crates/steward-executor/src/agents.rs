@@ -39,6 +39,30 @@ pub async fn apply_agent(
     Ok(AppliedAgent { version, changed, runner })
 }
 
+/// Soft-deletes an agent (or, with `deleted: false`, restores it) together with its runner
+/// flow; false when there was no such agent to delete (or no deleted one to restore).
+pub async fn set_agent_deleted(
+    store: &dyn Store,
+    workspace: &str,
+    agent: &AgentName,
+    deleted: bool,
+    now: Timestamp,
+) -> Result<bool, Error> {
+    let done = if deleted {
+        store.delete_agent(workspace, agent.as_str(), now).await?
+    } else {
+        store.restore_agent(workspace, agent.as_str(), now).await?
+    };
+    if done {
+        let runner = FlowName::agent_runner(agent);
+        match store.set_flow_deleted(workspace, runner.as_str(), deleted, now).await {
+            Ok(_) | Err(steward_store::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
 /// The newest version of an agent's runner flow, stored first if it is missing or differs
 /// from what this build makes (an unchanged text keeps its version).
 pub async fn ensure_runner(

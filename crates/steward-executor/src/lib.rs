@@ -38,7 +38,7 @@ use steward_store::{FlowVersion, NewRun, RunRecord, Signal, Store};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-pub use agents::{AppliedAgent, apply_agent, ensure_runner};
+pub use agents::{AppliedAgent, apply_agent, ensure_runner, set_agent_deleted};
 pub use approvals::{PendingApproval, pending_approvals, workspace_approvals};
 pub use catalog::Compiled;
 pub use clock::{Clock, SystemClock};
@@ -239,8 +239,8 @@ impl Executor {
         self.inner.progress.subscribe()
     }
 
-    /// Replaces the workspace's secret values in `value` with their placeholders, as is done
-    /// to what starts a run; for text kept outside runs (chat messages).
+    /// Replaces the workspace's secret values in `value` with their placeholders: what starts
+    /// a run, and text kept outside runs (chat messages).
     pub async fn redact(&self, workspace: &str, value: &mut Value) {
         let redactor = self.inner.services.vault.redactor(workspace, self.now()).await;
         if !redactor.is_empty() {
@@ -298,12 +298,9 @@ impl Executor {
         // A secret in what starts a run (pasted into inputs, echoed in a delivery) is
         // replaced before anything is stored.
         let (mut inputs, mut trigger) = (inputs, trigger);
-        let redactor = self.inner.services.vault.redactor(&version.workspace, now).await;
-        if !redactor.is_empty() {
-            redactor.redact_value(&mut inputs);
-            if let Some(t) = trigger.as_mut() {
-                redactor.redact_value(t);
-            }
+        self.redact(&version.workspace, &mut inputs).await;
+        if let Some(t) = trigger.as_mut() {
+            self.redact(&version.workspace, t).await;
         }
         let (mut run, events) = self.inner.starter.prepare(version, inputs, id, None, trigger, now).await?;
         let id = run.id.clone();

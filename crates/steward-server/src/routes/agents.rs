@@ -157,10 +157,10 @@ async fn delete_agent(
 ) -> ApiResult<StatusCode> {
     access.require(Permission::FlowsDelete)?;
     let agent = agent_name(&name)?;
-    if !state.store().delete_agent(&access.workspace, agent.as_str(), state.now()).await? {
+    let store = state.executor().store().as_ref();
+    if !steward_executor::set_agent_deleted(store, &access.workspace, &agent, true, state.now()).await? {
         return Err(ApiError::not_found(&format!("agent {name}")));
     }
-    set_runner_deleted(&state, &access, &agent, true).await?;
     state.audit_in(&access, "agent.deleted", ("agent", &name), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -177,27 +177,13 @@ async fn restore_agent(
 ) -> ApiResult<axum::Json<AgentView>> {
     access.require(Permission::FlowsDelete)?;
     let agent = agent_name(&name)?;
-    if !state.store().restore_agent(&access.workspace, agent.as_str(), state.now()).await? {
+    let store = state.executor().store().as_ref();
+    if !steward_executor::set_agent_deleted(store, &access.workspace, &agent, false, state.now()).await? {
         return Err(ApiError::not_found(&format!("deleted agent {name}")));
     }
-    set_runner_deleted(&state, &access, &agent, false).await?;
     state.audit_in(&access, "agent.restored", ("agent", &name), json!({})).await?;
     let version = latest(&state, &access, &name).await?;
     Ok(axum::Json(AgentView::new(version, true)))
-}
-
-/// Deletes or restores the agent's runner flow `agent.<name>`, if it has one.
-async fn set_runner_deleted(
-    state: &AppState,
-    access: &Access,
-    agent: &AgentName,
-    deleted: bool,
-) -> ApiResult<()> {
-    let runner = steward_flow::FlowName::agent_runner(agent);
-    match state.store().set_flow_deleted(&access.workspace, runner.as_str(), deleted, state.now()).await {
-        Ok(_) | Err(steward_store::Error::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

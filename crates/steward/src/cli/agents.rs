@@ -142,22 +142,22 @@ pub async fn command(location: &Location, cmd: AgentsCommand) -> anyhow::Result<
         }
         AgentsCommand::Delete { name } => {
             let store = location.open().await?;
-            if !store.delete_agent(DEFAULT_WORKSPACE, &name, now).await? {
+            let agent = AgentName::parse(&name).map_err(anyhow::Error::msg)?;
+            if !steward_executor::set_agent_deleted(store.as_ref(), DEFAULT_WORKSPACE, &agent, true, now)
+                .await?
+            {
                 anyhow::bail!("no agent named {name}");
             }
-            let runner =
-                steward_flow::FlowName::agent_runner(&AgentName::parse(&name).map_err(anyhow::Error::msg)?);
-            let _ = store.set_flow_deleted(DEFAULT_WORKSPACE, runner.as_str(), true, now).await;
             eprintln!("{}", deleted_message(&name));
         }
         AgentsCommand::Restore { name } => {
             let store = location.open().await?;
-            if !store.restore_agent(DEFAULT_WORKSPACE, &name, now).await? {
+            let agent = AgentName::parse(&name).map_err(anyhow::Error::msg)?;
+            if !steward_executor::set_agent_deleted(store.as_ref(), DEFAULT_WORKSPACE, &agent, false, now)
+                .await?
+            {
                 anyhow::bail!("no deleted agent named {name}");
             }
-            let runner =
-                steward_flow::FlowName::agent_runner(&AgentName::parse(&name).map_err(anyhow::Error::msg)?);
-            let _ = store.set_flow_deleted(DEFAULT_WORKSPACE, runner.as_str(), false, now).await;
             eprintln!("restored agent {name}");
         }
         AgentsCommand::Run(args) => return run(location, args).await,

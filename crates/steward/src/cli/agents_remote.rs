@@ -16,7 +16,7 @@ use super::remote::Remote;
 pub async fn agents(remote: &Remote, cmd: AgentsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AgentsCommand::Apply { files, json } => {
-            let mut applied = Vec::new();
+            let mut bodies = Vec::new();
             for file in &files {
                 // The file and its instructions are read here; the server reads no files.
                 let (_, source) = match super::agents::load_file(file) {
@@ -27,9 +27,11 @@ pub async fn agents(remote: &Remote, cmd: AgentsCommand) -> anyhow::Result<ExitC
                     }
                     Err(e) => return Err(e),
                 };
-                let body = json!({ "source": source, "file_name": file.display().to_string() });
-                applied.push(remote.must(Method::POST, "/agents", Some(body)).await?);
+                bodies.push(json!({ "source": source, "file_name": file.display().to_string() }));
             }
+            let Some(applied) = remote.apply_all("/agents", bodies).await? else {
+                return Ok(ExitCode::from(2));
+            };
             if json {
                 super::print_json(&applied)?;
             } else {

@@ -79,6 +79,27 @@ impl Remote {
         Ok(response)
     }
 
+    /// Posts each body to `path` in turn (applying files); `None` after printing the server's
+    /// message when one is invalid (422), so that the command exits with 2.
+    pub(super) async fn apply_all(
+        &self,
+        path: &str,
+        bodies: Vec<Value>,
+    ) -> anyhow::Result<Option<Vec<Value>>> {
+        let mut applied = Vec::new();
+        for body in bodies {
+            match self.call(Method::POST, path, Some(body)).await? {
+                Ok(v) => applied.push(v),
+                Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
+                    eprintln!("{}", r.message);
+                    return Ok(None);
+                }
+                Err(r) => bail!("the server refused ({}): {}", r.status.as_u16(), r.message),
+            }
+        }
+        Ok(Some(applied))
+    }
+
     /// Calls and fails the command on a refusal.
     pub(super) async fn must(
         &self,
@@ -96,20 +117,15 @@ impl Remote {
 pub async fn flows(remote: &Remote, cmd: FlowsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         FlowsCommand::Apply { files, json } => {
-            let mut applied = Vec::new();
+            let mut bodies = Vec::new();
             for file in &files {
                 let source = std::fs::read_to_string(file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                let body = json!({ "source": source, "file_name": file.display().to_string() });
-                match remote.call(Method::POST, "/flows", Some(body)).await? {
-                    Ok(v) => applied.push(v),
-                    Err(r) if r.status == StatusCode::UNPROCESSABLE_ENTITY => {
-                        eprintln!("{}", r.message);
-                        return Ok(ExitCode::from(2));
-                    }
-                    Err(r) => bail!("the server refused ({}): {}", r.status.as_u16(), r.message),
-                }
+                bodies.push(json!({ "source": source, "file_name": file.display().to_string() }));
             }
+            let Some(applied) = remote.apply_all("/flows", bodies).await? else {
+                return Ok(ExitCode::from(2));
+            };
             if json {
                 super::print_json(&applied)?;
             } else {
